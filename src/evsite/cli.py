@@ -1,0 +1,184 @@
+"""The `evsite` command line.
+
+Each domain registers its own commands from a small `commands` module (listed in
+`_COMMAND_MODULES`); heavy libraries are imported inside the command functions so that
+`evsite --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.tree import Tree
+
+from evsite import __version__
+from evsite.site import Site, SiteFileError, load_site
+
+app = typer.Typer(
+    name="evsite",
+    help="Plan, permit and run smart EV charging sites from one site model (YAML).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+SiteArg = Annotated[Path, typer.Argument(help="Site file (YAML).", show_default=False)]
+
+
+def load_or_exit(path: Path) -> Site:
+    """Load a site file or print every problem (file:line:column) and exit with status 2."""
+    try:
+        return load_site(path)
+    except SiteFileError as exc:
+        print_problems(exc, path)
+        raise typer.Exit(2) from None
+
+
+def print_problems(exc: SiteFileError, path: Path) -> None:
+    """One unwrapped `file:line:column: message` line per problem, so editors can jump to it."""
+    for problem in exc.problems:
+        err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    count = len(exc.problems)
+    err_console.print(f"{count} problem{'s' if count != 1 else ''} in {path}", style="bold red")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"evsite {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Plan, permit and run smart EV charging sites from one site model (YAML)."""
+
+
+@app.command()
+def validate(
+    sites: Annotated[list[Path], typer.Argument(help="One or more site files.", show_default=False)],
+) -> None:
+    """Validate site files and print each as a tree: service → panels → circuits → EVSE."""
+    failed = False
+    for path in sites:
+        try:
+            site = load_site(path)
+        except SiteFileError as exc:
+            failed = True
+            print_problems(exc, path)
+            continue
+        console.print(site_tree(site))
+        console.print(site_totals(site), soft_wrap=True)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of the site format (for editor completion and validation)."""
+    text = site_schema_json()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+def site_schema_json() -> str:
+    """The site format's JSON Schema as committed in docs/site.schema.json."""
+    schema_doc = Site.model_json_schema()
+    schema_doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema_doc["$id"] = "https://evsite.dev/schema/site.json"
+    return json.dumps(schema_doc, indent=2, sort_keys=True) + "\n"
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _evse_label(site: Site, circuit_id: str) -> list[str]:
+    labels = []
+    for evse in site.evse_on(circuit_id):
+        make = " ".join(x for x in (evse.make, evse.model) if x)
+        kind = "DC" if evse.dc else f"{evse.phases}φ"
+        labels.append(f"[green]EVSE {evse.id}[/] {evse.max_current_a:g} A {kind} {make}".rstrip())
+    return labels
+
+
+def _add_panel(site: Site, tree: Tree, panel_id: str) -> None:
+    panel = site.panel(panel_id)
+    main = f", main {panel.main_ocpd_a:g} A" if panel.main_ocpd_a else ""
+    node = tree.add(f"[bold]{panel.kind} {panel.id}[/] ({panel.bus_rating_a:g} A bus{main}){_ems_note(site, panel.id)}")
+    for circuit in site.circuits_in(panel.id):
+        run = circuit.conductors
+        label = (
+            f"circuit {circuit.id}: {circuit.ocpd_a:g} A {'-'.join(circuit.lines)}, "
+            f"{run.size} {run.material.value.capitalize()} {run.insulation}, {run.length_ft:.0f} ft"
+            f"{_ems_note(site, circuit.id)}"
+        )
+        branch = node.add(label)
+        for evse_label in _evse_label(site, circuit.id):
+            branch.add(evse_label)
+    for feeder in site.feeders_from(panel.id):
+        _add_feeder(site, node, feeder.id)
+
+
+def _add_feeder(site: Site, tree: Tree, feeder_id: str) -> None:
+    feeder = next(f for f in site.feeders if f.id == feeder_id)
+    run = feeder.conductors
+    node = tree.add(
+        f"feeder {feeder.id}: {feeder.ocpd_a:g} A, {run.size} {run.material.value.capitalize()}"
+        f"{_ems_note(site, feeder.id)}"
+    )
+    for panel in site.panels_fed_by(feeder.id):
+        _add_panel(site, node, panel.id)
+
+
+def _ems_note(site: Site, node_id: str) -> str:
+    return "".join(f" [magenta]⟵ EMS {e.id} {e.setpoint_a:g} A[/]" for e in site.ems_for(node_id))
+
+
+def site_tree(site: Site) -> Tree:
+    service = site.service
+    allocation = f", allocation {service.allocation_a:g} A" if service.allocation_a else ""
+    root = Tree(
+        f"[bold cyan]{site.name}[/]\nservice {service.system.value}, {service.rating_a:g} A{allocation}"
+        f"{_ems_note(site, 'service')}"
+    )
+    for panel in site.panels_fed_by("service"):
+        _add_panel(site, root, panel.id)
+    for feeder in site.feeders_from("service"):
+        _add_feeder(site, root, feeder.id)
+    return root
+
+
+def site_totals(site: Site) -> str:
+    connected = sum(e.max_current_a for e in site.evse)
+    ports = sum(len(e.connectors) for e in site.evse)
+    managed = ", ".join(f"{e.id} {e.setpoint_a:g} A on {'/'.join(e.manages)}" for e in site.ems) or "none"
+    allocation = site.service.limit_a
+    return (
+        f"{len(site.evse)} EVSE, {ports} ports, {connected:g} A connected EVSE current; "
+        f"service limit {allocation:g} A; managed allocation: {managed}"
+    )
+
+
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register_commands() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_commands()

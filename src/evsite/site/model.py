@@ -1,0 +1,672 @@
+"""The site model: one validated description of an EV charging site.
+
+The same objects serve the design check (NEC sizing of each circuit) and the run-time controller
+(the limit each node must never exceed), so a field here means one thing everywhere. Units are in
+field names (`rating_a`, `length_ft`); lengths and temperatures may also be written with a unit
+("75 ft", "23 m", "86 °F") and are stored in feet and °C.
+
+Cross-references (a circuit's panel, an EVSE's circuit, duplicate ids) are checked in
+`evsite.site.references`, so that a file with many problems reports all of them at once.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evsite.site.units import fahrenheit_to_celsius, metres_to_feet, parse_length_ft, parse_temperature_c
+
+Id = Annotated[str, Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
+"""Element ids are also OCPP charge point ids for EVSE (≤ 48 chars, URL-safe)."""
+
+Amps = Annotated[float, Field(gt=0)]
+NonNegAmps = Annotated[float, Field(ge=0)]
+
+
+class Strict(BaseModel):
+    """Base for every site element: unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class ServiceSystem(StrEnum):
+    """Nominal voltage systems found at EV sites in North America."""
+
+    SPLIT_PHASE_120_240 = "120/240V-1ph"
+    WYE_208_120 = "208Y/120V"
+    WYE_480_277 = "480Y/277V"
+    NETWORK_120_208 = "120/208V-1ph"
+
+    @property
+    def line_to_line_v(self) -> float:
+        return {"120/240V-1ph": 240.0, "208Y/120V": 208.0, "480Y/277V": 480.0, "120/208V-1ph": 208.0}[self.value]
+
+    @property
+    def line_to_neutral_v(self) -> float:
+        return {"120/240V-1ph": 120.0, "208Y/120V": 120.0, "480Y/277V": 277.0, "120/208V-1ph": 120.0}[self.value]
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """Ungrounded conductors the service provides."""
+        return ("L1", "L2") if self in (self.SPLIT_PHASE_120_240, self.NETWORK_120_208) else ("L1", "L2", "L3")
+
+    @property
+    def is_three_phase(self) -> bool:
+        return len(self.lines) == 3
+
+
+class Line(StrEnum):
+    L1 = "L1"
+    L2 = "L2"
+    L3 = "L3"
+
+
+class Material(StrEnum):
+    CU = "cu"
+    AL = "al"
+
+
+class RacewayType(StrEnum):
+    EMT = "emt"
+    RMC = "rmc"
+    IMC = "imc"
+    PVC40 = "pvc40"
+    PVC80 = "pvc80"
+    FMC = "fmc"
+    LFMC = "lfmc"
+    ENT = "ent"
+    CABLE = "cable"  # NM, MC or similar cable assembly: no raceway fill applies
+    NONE = "none"
+
+
+class Location(StrEnum):
+    INDOOR = "indoor"
+    OUTDOOR = "outdoor"
+
+
+class Connection(StrEnum):
+    HARDWIRED = "hardwired"
+    NEMA_14_50 = "nema-14-50"
+    NEMA_14_30 = "nema-14-30"
+    NEMA_6_50 = "nema-6-50"
+    NEMA_6_30 = "nema-6-30"
+    NEMA_6_20 = "nema-6-20"
+    NEMA_5_20 = "nema-5-20"
+    NEMA_5_15 = "nema-5-15"
+    NEMA_14_60 = "nema-14-60"
+
+    @property
+    def is_receptacle(self) -> bool:
+        return self is not Connection.HARDWIRED
+
+
+class CommsMedium(StrEnum):
+    ETHERNET = "ethernet"
+    WIFI = "wifi"
+    CELLULAR = "cellular"
+    PLC = "plc"
+    RS485 = "rs485"
+    NONE = "none"
+
+
+class MeterAccuracy(StrEnum):
+    """Meter accuracy as billing rules see it (ANSI C12.1 / C12.20, NIST HB 44 §3.40)."""
+
+    INFORMATIONAL = "informational"
+    C12_1 = "c12.1"  # ±2 % class under ANSI C12.1
+    C12_20_CLASS_05 = "c12.20-0.5"
+    C12_20_CLASS_02 = "c12.20-0.2"
+
+    @property
+    def revenue_grade(self) -> bool:
+        return self is not MeterAccuracy.INFORMATIONAL
+
+    @property
+    def tolerance_pct(self) -> float:
+        """Accuracy bound used for reconciliation; informational meters assumed ±5 %."""
+        return {"informational": 5.0, "c12.1": 2.0, "c12.20-0.5": 0.5, "c12.20-0.2": 0.2}[self.value]
+
+
+class MeterRole(StrEnum):
+    SITE = "site"
+    PANEL = "panel"
+    EVSE = "evse"
+    BUILDING = "building"
+    PV = "pv"
+
+
+class ListingStandard(StrEnum):
+    UL_2594 = "UL 2594"  # AC EVSE
+    UL_2202 = "UL 2202"  # DC charging equipment
+    UL_9741 = "UL 9741"  # bidirectional EV charging equipment
+    UL_1741 = "UL 1741"  # inverters incl. SB
+    UL_2231 = "UL 2231"  # personnel protection (CCID)
+    UL_916 = "UL 916"  # energy management equipment
+    UL_3141 = "UL 3141"  # power control systems
+    CSA_C22_2_280 = "CSA C22.2 No. 280"
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+class Raceway(Strict):
+    """The raceway a run of conductors is pulled through (Chapter 9 fill applies)."""
+
+    type: RacewayType = RacewayType.EMT
+    trade_size: str | None = Field(default=None, description='Trade size, e.g. "3/4" or "1-1/4".')
+
+    @field_validator("trade_size", mode="before")
+    @classmethod
+    def _trade_size_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(int(value)) if float(value).is_integer() else str(value)
+        if isinstance(value, str):
+            return value.replace('"', "").replace("in", "").strip()
+        return value
+
+
+def _normalise_length(data: Any, key: str) -> Any:
+    """Let a run's length be written as `length_ft`, `length_m` or `length: "75 ft"`."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    if "length" in data:
+        data[f"{key}_ft"] = parse_length_ft(data.pop("length"))
+    if f"{key}_m" in data:
+        metres = data.pop(f"{key}_m")
+        if isinstance(metres, int | float) and not isinstance(metres, bool):
+            data[f"{key}_ft"] = metres_to_feet(float(metres))
+        else:
+            data[f"{key}_ft"] = metres  # let the float validator explain the problem
+    return data
+
+
+def _normalise_ambient(data: Any) -> Any:
+    """Let ambient temperature be written as `ambient_c`, `ambient_f` or `ambient: "86 °F"`."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    if "ambient" in data:
+        data["ambient_c"] = parse_temperature_c(data.pop("ambient"))
+    if "ambient_f" in data:
+        value = data.pop("ambient_f")
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        data["ambient_c"] = fahrenheit_to_celsius(float(value)) if is_number else value
+    return data
+
+
+class ConductorRun(Strict):
+    """Conductors of one feeder or branch circuit, from OCPD to load."""
+
+    material: Material = Material.CU
+    size: str = Field(description='Conductor size, e.g. "6 AWG", "1/0 AWG", "250 kcmil".')
+    insulation: str = Field(default="THHN", description="Insulation type, e.g. THHN, THWN-2, XHHW-2, NM-B.")
+    termination_c: Literal[60, 75, 90] = Field(
+        default=60, description="Lowest temperature rating of the terminations at either end (110.14(C))."
+    )
+    length_ft: float = Field(ge=0, description='One-way length in feet (or write `length: "23 m"`).')
+    raceway: Raceway = Field(default_factory=Raceway)
+    ambient_c: float = Field(default=30.0, ge=-40, le=90, description="Ambient temperature around the run.")
+    current_carrying_conductors: int = Field(
+        default=2, ge=1, le=200, description="Current-carrying conductors in the raceway (310.15(C)(1))."
+    )
+    parallel_sets: int = Field(default=1, ge=1, le=20)
+    neutral: bool = False
+    egc: str | None = Field(default=None, description='Equipment grounding conductor, e.g. "10 AWG Cu".')
+    other_conductors: list[str] = Field(
+        default_factory=list,
+        description='Other conductors sharing the raceway, for fill: e.g. ["2x12 THHN"].',
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _units(cls, data: Any) -> Any:
+        return _normalise_ambient(_normalise_length(data, "length"))
+
+    @field_validator("size")
+    @classmethod
+    def _size_known(cls, value: str) -> str:
+        from evsite.site.conductors import normalise_size
+
+        return normalise_size(value)
+
+    @field_validator("insulation")
+    @classmethod
+    def _insulation_upper(cls, value: str) -> str:
+        return value.strip().upper()
+
+
+# --------------------------------------------------------------------------- service and distribution
+
+
+class Transformer(Strict):
+    """The utility transformer, for the available fault current at the PCC (IEEE 519 I_SC)."""
+
+    kva: Amps
+    impedance_pct: float = Field(gt=0, le=20, description="Nameplate %Z.")
+
+
+class ExistingLoad(Strict):
+    """Measured existing demand for NEC 220.87 (12 months, or 30 days of 15-minute data)."""
+
+    max_demand_kva: float | None = Field(default=None, ge=0)
+    max_demand_a: float | None = Field(default=None, ge=0)
+    basis: Literal["12-month", "30-day"] = "12-month"
+    interval_data: str | None = Field(default=None, description="Path to interval demand data (CSV).")
+    has_renewables_or_peak_shaving: bool = False
+
+    @model_validator(mode="after")
+    def _one_value(self) -> ExistingLoad:
+        if self.max_demand_kva is None and self.max_demand_a is None and self.interval_data is None:
+            raise ValueError("give max_demand_a, max_demand_kva or interval_data")
+        return self
+
+
+class Service(Strict):
+    """The utility service, or the allocation of it that serves this site."""
+
+    system: ServiceSystem
+    rating_a: Amps = Field(description="Service (main OCPD / service conductor) rating.")
+    allocation_a: float | None = Field(
+        default=None, gt=0, description="Part of the service allotted to the site's EV load, if less."
+    )
+    available_fault_current_a: float | None = Field(default=None, gt=0)
+    transformer: Transformer | None = None
+    existing_load: ExistingLoad | None = None
+    max_demand_current_a: float | None = Field(
+        default=None, gt=0, description="I_L for IEEE 519: maximum demand load current at the PCC."
+    )
+    minimum_power_factor: float | None = Field(default=None, gt=0, le=1)
+    pcc: Literal["service", "transformer-primary"] = "service"
+
+    @model_validator(mode="after")
+    def _allocation_within_rating(self) -> Service:
+        if self.allocation_a is not None and self.allocation_a > self.rating_a:
+            raise ValueError(f"allocation_a {self.allocation_a:g} A exceeds rating_a {self.rating_a:g} A")
+        return self
+
+    @property
+    def limit_a(self) -> float:
+        """The current this site may draw: the allocation when given, else the service rating."""
+        return self.allocation_a if self.allocation_a is not None else self.rating_a
+
+
+class Panel(Strict):
+    """A panelboard or switchboard. `fed_by` names a feeder, or `service` for the service panel."""
+
+    id: Id
+    name: str | None = None
+    kind: Literal["panelboard", "switchboard", "load-center"] = "panelboard"
+    fed_by: str = "service"
+    bus_rating_a: Amps
+    main_ocpd_a: float | None = Field(default=None, gt=0)
+    location: Location = Location.INDOOR
+    level: str | None = Field(default=None, description="Floor or parking level, for the diagram.")
+
+
+class Feeder(Strict):
+    """A feeder from a panel (or the service) to another panel."""
+
+    id: Id
+    from_panel: str = Field(description="Panel id the feeder leaves from, or `service`.")
+    ocpd_a: Amps
+    phases: Literal[1, 3] = 3
+    conductors: ConductorRun
+    noncontinuous_load_va: float = Field(default=0, ge=0)
+    continuous_load_va: float = Field(default=0, ge=0, description="Non-EV continuous load on the feeder.")
+
+
+class Circuit(Strict):
+    """A branch circuit from a panel to one or more EVSE (several only under an EMS, 625.42)."""
+
+    id: Id
+    panel: str
+    ocpd_a: Amps
+    lines: list[Line] = Field(min_length=1, max_length=3, description="Lines the circuit is connected to.")
+    conductors: ConductorRun
+    gfci: bool = Field(default=False, description="GFCI (or SPGFCI) protection on the circuit.")
+    ocpd_type: Literal["breaker", "fuse"] = "breaker"
+
+    @field_validator("lines")
+    @classmethod
+    def _distinct_lines(cls, value: list[Line]) -> list[Line]:
+        if len(set(value)) != len(value):
+            raise ValueError("a circuit cannot use the same line twice")
+        return value
+
+
+# --------------------------------------------------------------------------- EVSE
+
+
+class Connector(Strict):
+    id: int = Field(ge=1, le=8)
+    type: Literal["J1772", "NACS", "CCS1", "CCS2", "CHAdeMO", "Type2"] = "J1772"
+    max_current_a: float | None = Field(default=None, gt=0)
+
+
+class EvseComms(Strict):
+    """How the EVSE reaches the controller: decides the low-voltage permit and separation rules."""
+
+    medium: CommsMedium = CommsMedium.ETHERNET
+    cable: str | None = Field(default=None, description="e.g. Cat6, Cat6 outdoor-rated, RS-485 shielded pair.")
+    routing: Literal["separate-raceway", "shared-raceway", "none"] = "separate-raceway"
+    cable_listed_for_power_raceway: bool = False
+    length_ft: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _units(cls, data: Any) -> Any:
+        return _normalise_length(data, "length")
+
+
+class OcppSettings(Strict):
+    """How the EVSE talks OCPP to evsite."""
+
+    version: Literal["1.6", "2.0.1"] = "1.6"
+    security_profile: Literal[0, 1, 2, 3] = 0
+    password_hash: str | None = Field(default=None, description="Hash of the Basic-auth password (profile 1/2).")
+
+
+class Evse(Strict):
+    """One charger (EVSE). Its id is the OCPP charge point identity."""
+
+    id: Id
+    circuit: str
+    make: str | None = None
+    model: str | None = None
+    listing: list[ListingStandard] = Field(default_factory=lambda: [ListingStandard.UL_2594])
+    max_current_a: Amps = Field(description="Nameplate maximum output (input) current.")
+    adjustable_setting_a: float | None = Field(default=None, gt=0)
+    adjustment_access: Literal["restricted", "unrestricted"] = "unrestricted"
+    connectors: list[Connector] = Field(default_factory=lambda: [Connector(id=1)], min_length=1)
+    phases: Literal[1, 3] = 1
+    dc: bool = False
+    power_kw: float | None = Field(default=None, gt=0, description="Nameplate output power (DC equipment).")
+    bidirectional: bool = False
+    interconnection: Literal["none", "standby-702", "interactive-705"] = "none"
+    connection: Connection = Connection.HARDWIRED
+    location: Location = Location.INDOOR
+    dwelling: bool = False
+    smart: bool = True
+    comms: EvseComms = Field(default_factory=EvseComms)
+    meter_accuracy: MeterAccuracy = MeterAccuracy.INFORMATIONAL
+    meter_id: str | None = Field(default=None, description="External submeter that meters this EVSE.")
+    ocpp: OcppSettings = Field(default_factory=OcppSettings)
+    harmonics_pct: dict[int, float] | None = Field(
+        default=None,
+        description="Input current spectrum, % of fundamental by order; defaults apply if absent.",
+    )
+    power_factor: float = Field(default=0.99, gt=0, le=1)
+    disconnect: Literal["none", "integral", "within-sight", "remote-lockable"] = "none"
+    level: str | None = None
+
+    @model_validator(mode="after")
+    def _setting_within_nameplate(self) -> Evse:
+        if self.adjustable_setting_a is not None and self.adjustable_setting_a > self.max_current_a:
+            raise ValueError(
+                f"adjustable_setting_a {self.adjustable_setting_a:g} A exceeds max_current_a {self.max_current_a:g} A"
+            )
+        ids = [c.id for c in self.connectors]
+        if len(set(ids)) != len(ids):
+            raise ValueError("connector ids must be unique within an EVSE")
+        return self
+
+    @property
+    def rated_current_a(self) -> float:
+        """Current used for sizing: the adjusted setting only where access to it is restricted (625.42(B))."""
+        if self.adjustable_setting_a is not None and self.adjustment_access == "restricted":
+            return self.adjustable_setting_a
+        return self.max_current_a
+
+
+# --------------------------------------------------------------------------- energy management, devices
+
+
+class EnergyManagementSystem(Strict):
+    """An EMS per NEC 750.30 that caps the load on one or more nodes (625.42(A), 220.70)."""
+
+    id: Id
+    manages: list[str] = Field(min_length=1, description="Node ids (service, panel, feeder or circuit).")
+    setpoint_a: Amps = Field(description="Maximum current the EMS permits on the managed node(s).")
+    listed: bool = True
+    listing: ListingStandard | None = ListingStandard.UL_916
+    marked: bool = True
+    kind: Literal["evsite", "integral", "external"] = "evsite"
+
+
+class ModbusEndpoint(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=247)
+    register_map: str = Field(default="sunspec", description="`sunspec` or a map name in evsite/grid/maps.")
+    poll_s: float = Field(default=2.0, gt=0)
+    stale_after_s: float = Field(default=10.0, gt=0)
+
+
+class Meter(Strict):
+    id: Id
+    role: MeterRole
+    measures: str = Field(description="Node id the meter measures: service, a panel, feeder, circuit or EVSE.")
+    accuracy: MeterAccuracy = MeterAccuracy.C12_20_CLASS_05
+    type_approved: bool = Field(default=False, description="NTEP/NIST HB 44 §3.40 approval for sale by kWh.")
+    serial: str | None = None
+    installed: date | None = None
+    last_tested: date | None = None
+    modbus: ModbusEndpoint | None = None
+    ct_ratio: str | None = None
+
+
+class Inverter(Strict):
+    """A PV inverter, read (and optionally export-limited) over Modbus TCP."""
+
+    id: Id
+    panel: str
+    ac_rating_kw: Amps
+    phases: Literal[1, 3] = 1
+    modbus: ModbusEndpoint | None = None
+    export_limit_control: bool = False
+
+
+class Battery(Strict):
+    id: Id
+    panel: str
+    capacity_kwh: Amps
+    power_kw: Amps
+    modbus: ModbusEndpoint | None = None
+
+
+class BuildingLoad(Strict):
+    """Non-EV load on a panel; its peak drives load shedding and the existing-load calculation."""
+
+    id: Id
+    panel: str
+    peak_kw: float = Field(ge=0)
+    continuous: bool = False
+    metered_by: str | None = None
+    profile: Literal["residential", "office", "multifamily", "flat"] = "flat"
+
+
+# --------------------------------------------------------------------------- grid programs, tariffs, tenants
+
+
+class DemandResponse(Strict):
+    """Utility demand response over OpenADR 2.0b (this site is the VEN)."""
+
+    program: str = "OpenADR 2.0b"
+    vtn_url: str
+    ven_name: str
+    ven_id: str | None = None
+    poll_interval_s: float = Field(default=10.0, gt=0)
+    simple_levels_pct: dict[int, float] = Field(
+        default_factory=lambda: {0: 100.0, 1: 75.0, 2: 50.0, 3: 0.0},
+        description="SIMPLE signal level → % of the normal EV limit (0 means J1772 minimum).",
+    )
+    default_opt: Literal["optIn", "optOut"] = "optIn"
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TouPeriod(Strict):
+    name: str
+    start: time
+    end: time
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS))
+    months: list[int] = Field(default_factory=lambda: list(range(1, 13)))
+    rate_per_kwh: Decimal = Field(ge=0)
+
+
+class Tariff(Strict):
+    """How energy is priced to users; money is Decimal throughout."""
+
+    kind: Literal["flat", "tou"] = "flat"
+    currency: str = "USD"
+    energy_rate_per_kwh: Decimal = Field(default=Decimal("0"), ge=0)
+    tou_periods: list[TouPeriod] = Field(default_factory=list)
+    holidays: list[date] = Field(default_factory=list)
+    holiday_period: str | None = Field(default=None, description="TOU period that applies all day on holidays.")
+    demand_charge_per_kw: Decimal = Field(default=Decimal("0"), ge=0)
+    session_fee: Decimal = Field(default=Decimal("0"), ge=0)
+    idle_fee_per_hour: Decimal = Field(default=Decimal("0"), ge=0)
+    idle_grace_minutes: int = Field(default=0, ge=0)
+    tax_pct: Decimal = Field(default=Decimal("0"), ge=0, le=100)
+    rounding: Literal["line-item", "statement"] = "line-item"
+    minimum_power_factor: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _tou_has_periods(self) -> Tariff:
+        if self.kind == "tou" and not self.tou_periods:
+            raise ValueError("a time-of-use tariff needs tou_periods")
+        return self
+
+
+class TagAssignment(Strict):
+    """An id tag held by a unit from `since` (tags move between tenants; history is kept)."""
+
+    tag: str = Field(min_length=1, max_length=20)
+    since: date | None = None
+    until: date | None = None
+
+
+class Unit(Strict):
+    """A tenant, dwelling unit or cost centre that sessions are billed to."""
+
+    id: Id
+    name: str | None = None
+    tags: list[TagAssignment | str] = Field(default_factory=list)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_as_assignments(cls, value: list[TagAssignment | str]) -> list[TagAssignment | str]:
+        return [TagAssignment(tag=t) if isinstance(t, str) else t for t in value]
+
+
+class Billing(Strict):
+    enabled: bool = False
+    sells_by_kwh: bool = Field(default=False, description="Energy sold to users by the kWh (NIST HB 44 §3.40).")
+    statement_day: int = Field(default=1, ge=1, le=28)
+
+
+# --------------------------------------------------------------------------- jurisdiction and run time
+
+
+class Amendments(Strict):
+    """Local amendments and AHJ practice that change how rules apply."""
+
+    evse_at_100pct_in_220_82: bool = False
+    enforce_voltage_drop: bool = False
+    voltage_drop_branch_pct: float = Field(default=3.0, gt=0)
+    voltage_drop_total_pct: float = Field(default=5.0, gt=0)
+    appliance_disconnect_422_31b: bool = False
+    power_quality_study_at_chargers: int = Field(default=10, ge=1)
+
+
+class Jurisdiction(Strict):
+    ahj: str | None = None
+    nec_edition: Literal[2023] = 2023
+    amendments: Amendments = Field(default_factory=Amendments)
+    low_voltage_permit: Literal["required", "class-2-exempt", "not-required"] = "required"
+
+
+class Control(Strict):
+    """Run-time settings of the site controller."""
+
+    policy: Literal["fair", "mpc"] = "fair"
+    cycle_s: float = Field(default=2.0, gt=0, le=60)
+    safety_margin_a: float = Field(default=2.0, ge=0)
+    accept_unknown_chargers: bool = False
+    unknown_charger_status: Literal["Pending", "Accepted"] = "Pending"
+    heartbeat_interval_s: int = Field(default=300, ge=10)
+    meter_value_interval_s: int = Field(default=60, ge=1)
+    call_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class Site(Strict):
+    """A whole EV charging site."""
+
+    name: str
+    description: str | None = None
+    timezone: str = "America/Los_Angeles"
+    address: str | None = None
+    service: Service
+    panels: list[Panel] = Field(min_length=1)
+    feeders: list[Feeder] = Field(default_factory=list)
+    circuits: list[Circuit] = Field(default_factory=list)
+    evse: list[Evse] = Field(default_factory=list)
+    ems: list[EnergyManagementSystem] = Field(default_factory=list)
+    meters: list[Meter] = Field(default_factory=list)
+    inverters: list[Inverter] = Field(default_factory=list)
+    batteries: list[Battery] = Field(default_factory=list)
+    building_loads: list[BuildingLoad] = Field(default_factory=list)
+    demand_response: DemandResponse | None = None
+    tariff: Tariff | None = None
+    units: list[Unit] = Field(default_factory=list)
+    billing: Billing = Field(default_factory=Billing)
+    jurisdiction: Jurisdiction = Field(default_factory=Jurisdiction)
+    control: Control = Field(default_factory=Control)
+    created: datetime | None = None
+
+    # ---- lookups used by the checker and the controller
+    def panel(self, panel_id: str) -> Panel:
+        return next(p for p in self.panels if p.id == panel_id)
+
+    def circuit(self, circuit_id: str) -> Circuit:
+        return next(c for c in self.circuits if c.id == circuit_id)
+
+    def evse_on(self, circuit_id: str) -> list[Evse]:
+        return [e for e in self.evse if e.circuit == circuit_id]
+
+    def circuits_in(self, panel_id: str) -> list[Circuit]:
+        return [c for c in self.circuits if c.panel == panel_id]
+
+    def feeders_from(self, source: str) -> list[Feeder]:
+        return [f for f in self.feeders if f.from_panel == source]
+
+    def panels_fed_by(self, feeder_or_service: str) -> list[Panel]:
+        return [p for p in self.panels if p.fed_by == feeder_or_service]
+
+    def ems_for(self, node_id: str) -> list[EnergyManagementSystem]:
+        return [e for e in self.ems if node_id in e.manages]
+
+    def tag_unit(self, tag: str, on: date | None = None) -> str | None:
+        """The unit holding `tag` on date `on` (latest assignment when `on` is None)."""
+        for unit in self.units:
+            for assignment in unit.tags:
+                assert isinstance(assignment, TagAssignment)
+                if assignment.tag != tag:
+                    continue
+                if on is None:
+                    return unit.id
+                starts_ok = assignment.since is None or assignment.since <= on
+                ends_ok = assignment.until is None or on < assignment.until
+                if starts_ok and ends_ok:
+                    return unit.id
+        return None
