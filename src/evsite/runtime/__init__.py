@@ -1,0 +1,1 @@
+"""Run-time plumbing shared by the OCPP server, the load manager, integrations and the API."""
