@@ -163,13 +163,20 @@ def site_tree(site: Site) -> Tree:
 
 
 def site_totals(site: Site) -> str:
+    """One line of totals: what is connected, what the site may draw, and what the EMS allows."""
     connected = sum(e.max_current_a for e in site.evse)
     ports = sum(len(e.connectors) for e in site.evse)
-    managed = ", ".join(f"{e.id} {e.setpoint_a:g} A on {'/'.join(e.manages)}" for e in site.ems) or "none"
-    allocation = site.service.limit_a
-    return (
-        f"{len(site.evse)} EVSE, {ports} ports, {connected:g} A connected EVSE current; "
-        f"service limit {allocation:g} A; managed allocation: {managed}"
+    service = site.service
+    allocation = (
+        f"EV allocation {service.allocation_a:g} A of a {service.rating_a:g} A service"
+        if service.allocation_a
+        else f"service {service.rating_a:g} A"
+    )
+    managed = "; ".join(
+        f"managed allocation: EMS {e.id} holds {'/'.join(e.manages)} to {e.setpoint_a:g} A" for e in site.ems
+    )
+    return f"{len(site.evse)} EVSE, {ports} ports, {connected:g} A connected EVSE current; {allocation}" + (
+        f"; {managed}" if managed else "; no energy management system"
     )
 
 
