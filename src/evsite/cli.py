@@ -180,7 +180,13 @@ def site_totals(site: Site) -> str:
     )
 
 
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = (
+    "evsite.code.calc_commands",
+    "evsite.sim.commands",
+    "evsite.code.commands",
+    "evsite.api.commands",
+    "evsite.ocpp.commands",
+)
 
 
 def _register_commands() -> None:
