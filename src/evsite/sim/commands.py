@@ -1,0 +1,93 @@
+"""`evsite sim`: run simulated OCPP 1.6J charge points with EVs against a central system.
+
+`sim_app` is a Typer sub-app so other simulators (`evsite sim modbus`, `evsite sim vtn`) can be added
+as its subcommands; with no subcommand it runs the charge point fleet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+sim_app = typer.Typer(help="Simulators: OCPP charge points with EVs (default), and more as subcommands.")
+
+
+@sim_app.callback(invoke_without_command=True)
+def sim(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option(help="Central system URL; the charge point id is appended.")] = (
+        "ws://127.0.0.1:9000/ocpp"
+    ),
+    count: Annotated[int, typer.Option(min=1, max=20_000, help="Charge points when no --site is given.")] = 20,
+    site: Annotated[Path | None, typer.Option(help="Site file: simulate its EVSE (ids, phases, wiring).")] = None,
+    speed: Annotated[float, typer.Option(min=0.01, help="Simulated seconds per real second (EVs, arrivals).")] = 60.0,
+    duration: Annotated[float | None, typer.Option(min=0, help="Stop after this many real seconds.")] = None,
+    password: Annotated[str | None, typer.Option(help="Basic-auth password (security profile 1/2).")] = None,
+    interval: Annotated[int, typer.Option(min=0, help="MeterValueSampleInterval until the CSMS sets it.")] = 60,
+    seed: Annotated[int | None, typer.Option(help="Random seed for EVs and arrivals.")] = None,
+) -> None:
+    """Run N simulated charge points with EVs arriving and leaving (Ctrl-C stops)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import asyncio
+
+    loaded = None
+    if site is not None:
+        from evsite.cli import load_or_exit
+
+        loaded = load_or_exit(site)
+        if not loaded.evse:
+            typer.echo(f"{site}: the site has no EVSE to simulate", err=True)
+            raise typer.Exit(2)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(url, loaded, count, speed, duration, password, interval, seed))
+
+
+async def _run(
+    url: str,
+    site: object,
+    count: int,
+    speed: float,
+    duration: float | None,
+    password: str | None,
+    interval: int,
+    seed: int | None,
+) -> None:
+    import asyncio
+    import time
+
+    from rich.console import Console
+
+    from evsite.sim.fleet import Fleet
+    from evsite.site.model import Site
+
+    console = Console()
+    fleet = Fleet(
+        url,
+        site=site if isinstance(site, Site) else None,
+        count=count,
+        speed=speed,
+        password=password,
+        seed=seed,
+        config={"MeterValueSampleInterval": str(interval)},
+    )
+    console.print(f"simulating {len(fleet.charge_points)} charge points against {url} at {speed:g}× speed")
+    await fleet.start()
+    started = time.monotonic()
+    try:
+        while duration is None or time.monotonic() - started < duration:
+            await asyncio.sleep(min(5.0, duration - (time.monotonic() - started)) if duration else 5.0)
+            online = sum(cp.online for cp in fleet.charge_points)
+            charging = sum(c.status == "Charging" for cp in fleet.charge_points for c in cp.connectors.values())
+            queued = sum(cp.pending_transaction_messages for cp in fleet.charge_points)
+            lines = ", ".join(f"{k} {v:.1f} A" for k, v in sorted(fleet.total_current_a().items()))
+            console.print(f"online {online}/{len(fleet.charge_points)}, charging {charging}, queued {queued}; {lines}")
+    finally:
+        await fleet.stop()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sim_app, name="sim")
