@@ -183,9 +183,12 @@ def site_totals(site: Site) -> str:
 _COMMAND_MODULES: tuple[str, ...] = (
     "evsite.code.calc_commands",
     "evsite.sim.commands",
+    "evsite.grid.commands",
     "evsite.code.commands",
     "evsite.api.commands",
     "evsite.ocpp.commands",
+    "evsite.control.commands",
+    "evsite.metering.commands",
 )
 
 

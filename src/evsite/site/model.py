@@ -269,6 +269,19 @@ class ExistingLoad(Strict):
         return self
 
 
+class DwellingLoad(Strict):
+    """Inputs of the NEC 220.82 optional calculation for a single dwelling served by the service."""
+
+    floor_area_ft2: float = Field(gt=0)
+    small_appliance_circuits: int = Field(default=2, ge=2)
+    laundry_circuits: int = Field(default=1, ge=0)
+    appliances_va: float = Field(default=0, ge=0, description="Nameplate of fastened-in-place appliances (not EVSE).")
+    cooling_va: float = Field(default=0, ge=0)
+    heat_pump_va: float = Field(default=0, ge=0)
+    space_heat_va: float = Field(default=0, ge=0)
+    space_heat_units: int = Field(default=1, ge=1)
+
+
 class Service(Strict):
     """The utility service, or the allocation of it that serves this site."""
 
@@ -280,6 +293,7 @@ class Service(Strict):
     available_fault_current_a: float | None = Field(default=None, gt=0)
     transformer: Transformer | None = None
     existing_load: ExistingLoad | None = None
+    dwelling: DwellingLoad | None = Field(default=None, description="Single-dwelling loads for NEC 220.82.")
     max_demand_current_a: float | None = Field(
         default=None, gt=0, description="I_L for IEEE 519: maximum demand load current at the PCC."
     )
@@ -398,6 +412,10 @@ class Evse(Strict):
     comms: EvseComms = Field(default_factory=EvseComms)
     meter_accuracy: MeterAccuracy = MeterAccuracy.INFORMATIONAL
     meter_id: str | None = Field(default=None, description="External submeter that meters this EVSE.")
+    meter_type_approved: bool | None = Field(
+        default=None,
+        description="Built-in meter type-approved (NTEP/CTEP, NIST HB 44 §3.40) for sale by kWh; None = not recorded.",
+    )
     ocpp: OcppSettings = Field(default_factory=OcppSettings)
     harmonics_pct: dict[int, float] | None = Field(
         default=None,
@@ -509,6 +527,39 @@ class DemandResponse(Strict):
         description="SIMPLE signal level → % of the normal EV limit (0 means J1772 minimum).",
     )
     default_opt: Literal["optIn", "optOut"] = "optIn"
+    max_event_hours: float | None = Field(
+        default=None, gt=0, description="Site policy: opt out of events longer than this (None: accept any length)."
+    )
+
+
+class MqttIntegration(Strict):
+    """MQTT bridge (state, commands, Home Assistant discovery). Secrets come from the environment."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password_env: str | None = Field(default=None, description="Environment variable holding the password.")
+    tls: bool = False
+    topic_prefix: str = Field(default="evsite", pattern=r"^[^#+\s]+$")
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[^#+\s]+$")
+    publish_interval_s: float = Field(default=5.0, gt=0)
+
+
+class BacnetIntegration(Strict):
+    """evsite as a BACnet/IP device for the building automation system."""
+
+    device_id: int = Field(default=599, ge=0, le=4194302, description="Device instance, unique on the internetwork.")
+    device_name: str | None = None
+    address: str = Field(default="0.0.0.0:47808", description="Local IP[:port] (or IP/prefix) to bind.")
+    demand_limit_max_kw: float | None = Field(
+        default=None, gt=0, description="Highest writable demand limit; default: the EV capacity of the service."
+    )
+    cov_increment_kw: float = Field(default=1.0, gt=0)
+
+
+class Integrations(Strict):
+    mqtt: MqttIntegration | None = None
+    bacnet: BacnetIntegration | None = None
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -534,6 +585,9 @@ class Tariff(Strict):
     holidays: list[date] = Field(default_factory=list)
     holiday_period: str | None = Field(default=None, description="TOU period that applies all day on holidays.")
     demand_charge_per_kw: Decimal = Field(default=Decimal("0"), ge=0)
+    demand_interval_minutes: Literal[5, 15, 30, 60] = Field(
+        default=15, description="Demand interval the utility measures peak kW over."
+    )
     session_fee: Decimal = Field(default=Decimal("0"), ge=0)
     idle_fee_per_hour: Decimal = Field(default=Decimal("0"), ge=0)
     idle_grace_minutes: int = Field(default=0, ge=0)
@@ -627,6 +681,7 @@ class Site(Strict):
     batteries: list[Battery] = Field(default_factory=list)
     building_loads: list[BuildingLoad] = Field(default_factory=list)
     demand_response: DemandResponse | None = None
+    integrations: Integrations = Field(default_factory=Integrations)
     tariff: Tariff | None = None
     units: list[Unit] = Field(default_factory=list)
     billing: Billing = Field(default_factory=Billing)

@@ -1,0 +1,1 @@
+"""Building-facing integrations: BACnet/IP device and MQTT / Home Assistant bridge."""

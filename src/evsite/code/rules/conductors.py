@@ -1,0 +1,325 @@
+"""Conductors of every branch circuit and feeder: ampacity, protection, EGC, raceway fill, voltage drop.
+
+The per-conductor arithmetic lives in `evsite.code.sizing` (Table 310.16, 110.14(C), 310.15,
+240.4, 250.122, Chapter 9); this module decides what load each run carries and which numbers
+to feed it, and turns the results into findings for the run's element. Results are memoised on
+their inputs because large sites repeat the same circuit design hundreds of times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+
+from evsite.code.calc.ampacity import smallest_conductor
+from evsite.code.calc.common import CalcError
+from evsite.code.findings import Citation, Finding, Status, nec
+from evsite.code.rules.context import SiteIndex, num
+from evsite.code.sizing import Fill, check_conductor, conduit_fill, egc_size, voltage_drop
+from evsite.site.conductors import parse_conductor, size_index
+from evsite.site.model import Circuit, ConductorRun, Feeder, RacewayType
+
+_NO_FILL = {RacewayType.CABLE, RacewayType.NONE}
+_METALLIC_EGC = {RacewayType.EMT, RacewayType.RMC, RacewayType.IMC}  # 250.118 raceway as EGC
+_TABLE9_RACEWAY = {"emt": "steel", "rmc": "steel", "imc": "steel", "fmc": "steel", "lfmc": "steel"}
+_OTHER = re.compile(r"^\s*(\d+)\s*[x×]\s*(.+?)\s+([A-Za-z0-9-]+)\s*$")
+
+
+def check(idx: SiteIndex) -> Iterator[Finding]:
+    feeder_drop: dict[str, float] = {}
+    for feeder in idx.site.feeders:
+        findings, pct = _check_run(idx, feeder, f"feeder {feeder.id}")
+        feeder_drop[feeder.id] = pct
+        yield from findings
+    for circuit in idx.site.circuits:
+        findings, pct = _check_run(idx, circuit, f"circuit {circuit.id}")
+        yield from findings
+        yield from _total_drop(idx, circuit, pct, feeder_drop)
+
+
+def _run_load(idx: SiteIndex, run: Feeder | Circuit) -> tuple[float, float, int]:
+    """(continuous load A, volts, phases) the run is sized for."""
+    if isinstance(run, Circuit):
+        v = idx.circuit_voltage(run)
+        return idx.circuit_design_a(run), v.volts, v.phases
+    v = idx.feeder_voltage(run)
+    ev = max(idx.line_currents(run.id, managed=True).values(), default=0.0)
+    volts = v.volts * (1.7320508075688772 if v.phases == 3 else 1.0)
+    other = (run.continuous_load_va + run.noncontinuous_load_va) / volts
+    return ev + other, v.volts, v.phases
+
+
+def _check_run(idx: SiteIndex, run: Feeder | Circuit, element: str) -> tuple[list[Finding], float]:
+    c = run.conductors
+    load, volts, phases = _run_load(idx, run)
+    out: list[Finding] = []
+    sets = c.parallel_sets
+    try:
+        found = _conductor_findings(
+            c.size,
+            c.material.value,
+            c.insulation,
+            c.termination_c,
+            c.ambient_c,
+            c.current_carrying_conductors,
+            round(load / sets, 6),
+            run.ocpd_a / sets,
+        )
+    except CalcError as exc:
+        out.append(_not_evaluated(element, "Conductor ampacity", nec("Table 310.16"), str(exc)))
+    else:
+        out += [dataclasses.replace(f, element=element) for f in found]
+    out += _egc(run, c, load, element)
+    out += _fill(run, c, element)
+    drop, vd = _drop(idx, run, c, load, volts, phases, element)
+    out.append(drop)
+    return out, vd
+
+
+@lru_cache(maxsize=4096)
+def _conductor_findings(
+    size: str,
+    material: str,
+    insulation: str,
+    termination_c: int,
+    ambient_c: float,
+    ccc: int,
+    load_a: float,
+    ocpd: float,
+) -> tuple[Finding, ...]:
+    return tuple(check_conductor(size, material, insulation, termination_c, ambient_c, ccc, load_a, True, ocpd))
+
+
+@lru_cache(maxsize=4096)
+def _min_phase(
+    material: str, insulation: str, termination_c: int, ambient_c: float, ccc: int, load: float
+) -> str | None:
+    """The smallest phase conductor that carries the load: the 250.122(B) reference size."""
+    a = smallest_conductor(material, insulation, termination_c, ambient_c, ccc, load, True, None)
+    return a.conductor if a else None
+
+
+def _not_evaluated(element: str, topic: str, citation: Citation, why: str) -> Finding:
+    return Finding(element, topic, Status.WARN, citation, f"Not evaluated: {why}")
+
+
+def _egc(run: Feeder | Circuit, c: ConductorRun, load: float, element: str) -> list[Finding]:
+    citation = nec("250.122")
+    if c.egc is None:
+        if c.raceway.type in _METALLIC_EGC:
+            return [
+                Finding(
+                    element,
+                    "Equipment grounding conductor",
+                    Status.INFO,
+                    nec("250.118"),
+                    f"No wire EGC listed: the {c.raceway.type.value.upper()} raceway serves as the EGC (250.118); "
+                    "many EVSE manuals still require a wire EGC.",
+                )
+            ]
+        return [
+            Finding(
+                element,
+                "Equipment grounding conductor",
+                Status.FAIL,
+                citation,
+                "No equipment grounding conductor is given for a non-metallic wiring method.",
+                fix="Add a wire EGC sized per Table 250.122.",
+            )
+        ]
+    try:
+        egc_size_text, egc_mat = parse_conductor(c.egc)
+        egc_material = egc_mat or c.material.value
+        installed = f"{c.size} {c.material.value}"
+        minimum = _min_phase(
+            c.material.value,
+            c.insulation,
+            c.termination_c,
+            c.ambient_c,
+            c.current_carrying_conductors,
+            round(load / c.parallel_sets, 6),
+        )
+        if minimum is not None and size_index(minimum.rsplit(" ", 1)[0]) > size_index(c.size):
+            minimum = None  # undersized phase conductors are reported by the ampacity check
+        required = egc_size(run.ocpd_a, egc_material, installed if minimum else None, minimum)
+    except (CalcError, ValueError) as exc:
+        return [_not_evaluated(element, "Equipment grounding conductor", citation, str(exc))]
+    needed = required.egc.rsplit(" ", 1)[0]
+    ok = size_index(egc_size_text) >= size_index(needed)
+    inputs = {"ocpd_a": run.ocpd_a, "egc": c.egc, "required": required.egc, "ratio": round(required.ratio, 4)}
+    cite = nec("250.122(B)") if required.ratio > 1 + 1e-9 else citation
+    if ok:
+        return [
+            Finding(
+                element,
+                "Equipment grounding conductor",
+                Status.PASS,
+                cite,
+                f"EGC {c.egc} ≥ {required.egc} required.",
+                inputs,
+                required.steps,
+            )
+        ]
+    return [
+        Finding(
+            element,
+            "Equipment grounding conductor",
+            Status.FAIL,
+            cite,
+            f"EGC {c.egc} is smaller than the {required.egc} required.",
+            inputs,
+            required.steps,
+            fix=f"Use a {required.egc} EGC.",
+        )
+    ]
+
+
+def _fill_conductors(run: Feeder | Circuit, c: ConductorRun) -> list[tuple[int, str, str]]:
+    lines = len(run.lines) if isinstance(run, Circuit) else (3 if run.phases == 3 else 2)
+    sets = c.parallel_sets
+    items = [(lines * sets, c.size, c.insulation)]
+    if c.neutral:
+        items.append((sets, c.size, c.insulation))
+    if c.egc:
+        egc_size_text, _ = parse_conductor(c.egc)
+        items.append((1, egc_size_text, c.insulation))
+    for other in c.other_conductors:
+        match = _OTHER.match(other)
+        if not match:
+            raise CalcError(f"cannot read other conductor {other!r}; write e.g. '2x12 THHN'")
+        items.append((int(match[1]), match[2], match[3]))
+    return items
+
+
+def _fill(run: Feeder | Circuit, c: ConductorRun, element: str) -> list[Finding]:
+    citation = nec("Chapter 9 Tables 1, 4, 5")
+    if c.raceway.type in _NO_FILL:
+        return []
+    try:
+        items = _fill_conductors(run, c)
+        result = _cached_fill(tuple(items), c.raceway.type.value, c.raceway.trade_size)
+    except CalcError as exc:
+        return [_not_evaluated(element, "Raceway fill", citation, str(exc))]
+    inputs = {
+        "conductors": [f"{n}×{s} {i}" for n, s, i in items],
+        "raceway": result.raceway,
+        "fill_pct": round(result.fill_pct, 1),
+        "allowed_pct": result.allowed_pct,
+        "min_trade_size": result.min_trade_size,
+    }
+    if c.raceway.trade_size is None:
+        return [
+            Finding(
+                element,
+                "Raceway fill",
+                Status.INFO,
+                citation,
+                f"No trade size given; the minimum is {result.min_trade_size} {c.raceway.type.value.upper()}.",
+                inputs,
+                result.steps,
+            )
+        ]
+    if result.fits:
+        return [
+            Finding(
+                element,
+                "Raceway fill",
+                Status.PASS,
+                citation,
+                f"{result.raceway} filled to {num(result.fill_pct, 1)} % ≤ {num(result.allowed_pct, 0)} %.",
+                inputs,
+                result.steps,
+            )
+        ]
+    return [
+        Finding(
+            element,
+            "Raceway fill",
+            Status.FAIL,
+            citation,
+            f"{result.raceway} filled to {num(result.fill_pct, 1)} % > {num(result.allowed_pct, 0)} %.",
+            inputs,
+            result.steps,
+            fix=f"Use {result.min_trade_size} {c.raceway.type.value.upper()} or larger.",
+        )
+    ]
+
+
+@lru_cache(maxsize=4096)
+def _cached_fill(items: tuple[tuple[int, str, str], ...], raceway: str, trade_size: str | None) -> Fill:
+    return conduit_fill(list(items), raceway, trade_size)
+
+
+def _power_factor(idx: SiteIndex, run: Feeder | Circuit) -> float:
+    evse = idx.evse_on(run.id) if isinstance(run, Circuit) else idx.downstream_evse(run.id)
+    return min((e.power_factor for e in evse), default=0.99)
+
+
+def _drop(
+    idx: SiteIndex, run: Feeder | Circuit, c: ConductorRun, load: float, volts: float, phases: int, element: str
+) -> tuple[Finding, float]:
+    amends = idx.site.jurisdiction.amendments
+    limit = amends.voltage_drop_branch_pct if isinstance(run, Circuit) else amends.voltage_drop_total_pct
+    citation = nec("210.19(A) IN No. 4") if isinstance(run, Circuit) else nec("215.2(A)(1) IN No. 2")
+    raceway = _TABLE9_RACEWAY.get(c.raceway.type.value, "pvc")
+    amps = load / c.parallel_sets
+    pf = _power_factor(idx, run)
+    try:
+        try:
+            vd = voltage_drop(c.size, c.material.value, amps, volts, phases, c.length_ft, pf, raceway)
+        except CalcError:
+            vd = voltage_drop(c.size, c.material.value, amps, volts, phases, c.length_ft)  # K method
+    except CalcError as exc:
+        return _not_evaluated(element, "Voltage drop", citation, str(exc)), 0.0
+    pct = vd.voltage_drop_pct
+    inputs = {
+        "conductor": vd.conductor,
+        "amps": round(amps, 3),
+        "volts": volts,
+        "phases": phases,
+        "length_ft": c.length_ft,
+        "method": vd.method,
+        "voltage_drop_v": round(vd.voltage_drop_v, 3),
+        "voltage_drop_pct": round(pct, 3),
+        "limit_pct": limit,
+    }
+    within = pct <= limit + 1e-9
+    text = f"{num(vd.voltage_drop_v)} V ({num(pct)} %) at {num(amps)} A over {num(c.length_ft, 0)} ft"
+    if amends.enforce_voltage_drop:
+        status = Status.PASS if within else Status.FAIL
+        message = f"Voltage drop {text}; the AHJ enforces ≤ {num(limit)} %."
+    else:
+        status = Status.INFO if within else Status.WARN
+        message = f"Voltage drop {text}; recommended ≤ {num(limit)} % (informational note, not enforced)."
+    fix = None if within else "Use a larger conductor (and upsize the EGC in proportion, 250.122(B))."
+    return Finding(element, "Voltage drop", status, citation, message, inputs, vd.steps, fix), pct
+
+
+def _total_drop(idx: SiteIndex, circuit: Circuit, branch_pct: float, feeder_drop: dict[str, float]) -> list[Finding]:
+    chain = idx.upstream_feeders(circuit.panel)
+    if not chain:
+        return []
+    amends = idx.site.jurisdiction.amendments
+    limit = amends.voltage_drop_total_pct
+    parts = [(f.id, feeder_drop.get(f.id, 0.0)) for f in chain] + [(circuit.id, branch_pct)]
+    total = sum(p for _, p in parts)
+    steps = [" + ".join(f"{num(p)} % ({name})" for name, p in parts) + f" = {num(total)} %"]
+    within = total <= limit + 1e-9
+    if amends.enforce_voltage_drop:
+        status = Status.PASS if within else Status.FAIL
+    else:
+        status = Status.INFO if within else Status.WARN
+    return [
+        Finding(
+            f"circuit {circuit.id}",
+            "Voltage drop, feeder + branch",
+            status,
+            nec("210.19(A) IN No. 4"),
+            f"Feeder + branch voltage drop {num(total)} % (recommended ≤ {num(limit)} %).",
+            {"total_pct": round(total, 3), "limit_pct": limit},
+            steps,
+            None if within else "Upsize the feeder or branch conductors.",
+        )
+    ]

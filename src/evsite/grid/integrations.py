@@ -1,0 +1,73 @@
+"""Start every integration the site file configures, as one task group the runtime can cancel.
+
+The runtime supplies the bus, a state snapshot callable and a command sink (see `evsite.bms.state`);
+which adapters run follows from the site: Modbus devices with a `modbus` endpoint, the VEN when there
+is a `demand_response` section, MQTT and BACnet when `integrations` has them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from evsite.bms.state import CommandSink, StateSource
+from evsite.grid.modbus import EvCurrent, run_site_modbus
+from evsite.runtime.events import EventBus
+from evsite.site.model import Site
+
+log = logging.getLogger(__name__)
+
+
+def integration_jobs(
+    site: Site,
+    bus: EventBus,
+    *,
+    state: StateSource,
+    commands: CommandSink,
+    ev_current: EvCurrent | None = None,
+    ev_power_w: Callable[[], float | None] = lambda: None,
+) -> dict[str, Coroutine[Any, Any, None]]:
+    """Name → coroutine for each configured adapter (nothing is started here)."""
+    jobs: dict[str, Coroutine[Any, Any, None]] = {}
+    if any(m.modbus for m in site.meters) or any(i.modbus for i in site.inverters):
+        jobs["modbus"] = run_site_modbus(site, bus, ev_current)
+    if site.demand_response is not None:
+        from evsite.grid.openadr import Ven
+
+        jobs["openadr"] = Ven(site, bus, ev_power_w=ev_power_w).run()
+    if site.integrations.mqtt is not None:
+        from evsite.bms.mqtt import MqttBridge
+
+        jobs["mqtt"] = MqttBridge(site, site.integrations.mqtt, state, commands).run()
+    if site.integrations.bacnet is not None:
+        from evsite.bms.bacnet import BacnetDevice
+
+        jobs["bacnet"] = BacnetDevice(site, site.integrations.bacnet, state, commands).run()
+    return jobs
+
+
+async def run_integrations(
+    site: Site,
+    bus: EventBus,
+    *,
+    state: StateSource,
+    commands: CommandSink,
+    ev_current: EvCurrent | None = None,
+    ev_power_w: Callable[[], float | None] = lambda: None,
+) -> None:
+    """Run the configured adapters until cancelled; one adapter failing does not stop the others."""
+    jobs = integration_jobs(site, bus, state=state, commands=commands, ev_current=ev_current, ev_power_w=ev_power_w)
+
+    async def guarded(name: str, job: Coroutine[Any, Any, None]) -> None:
+        try:
+            await job
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("integration %s stopped", name)
+
+    async with asyncio.TaskGroup() as tg:
+        for name, job in jobs.items():
+            tg.create_task(guarded(name, job), name=f"integration-{name}")

@@ -1,0 +1,40 @@
+"""Id tag → unit, as of the day a session started (tags move between tenants; history is in the site model)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from evsite.site.model import Site, TagAssignment
+
+
+class UnknownTag(LookupError):
+    """A session whose id tag no unit held on the day it started."""
+
+
+class TenantDirectory:
+    """Resolves id tags to units with the site's tag history, in the site's local calendar."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.tz = ZoneInfo(site.timezone)
+        self._dated = {
+            a.tag
+            for u in site.units
+            for a in u.tags
+            if isinstance(a, TagAssignment) and (a.since is not None or a.until is not None)
+        }
+
+    def unit_for(self, id_tag: str | None, at: datetime) -> str:
+        """The unit holding `id_tag` on the local date of `at`; raises UnknownTag otherwise."""
+        if not id_tag:
+            raise UnknownTag("session has no id tag")
+        day = at.astimezone(self.tz).date()
+        unit = self.site.tag_unit(id_tag, on=day)
+        if unit is None:
+            held = " (the tag has a dated history, none covering that day)" if id_tag in self._dated else ""
+            raise UnknownTag(f"id tag {id_tag!r} belongs to no unit on {day}{held}")
+        return unit
+
+    def unit_names(self) -> dict[str, str]:
+        return {u.id: u.name or u.id for u in self.site.units}
