@@ -86,11 +86,15 @@ class _Marked:
         return (1, 1)
 
 
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's composer when available: about 5× faster, with the same line and column marks."""
+
+
 def parse_yaml(text: str, file: str) -> tuple[Any, _Marked]:
     """Parse YAML text keeping marks; syntax errors become a located SiteFileError."""
     marked = _Marked()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
