@@ -1,0 +1,401 @@
+"""Fast scenario replay: the real controller against modelled EVs, days of site time in seconds.
+
+The simulator owns time and physics; the controller sees only what a live one would: connector
+statuses, meter samples every `meter_value_interval_s`, signals (stale when a meter drops out) and
+the answers to its commands. The EV model follows J1772/IEC 61851 timing: the EVSE changes its PWM
+at most every 5 s, the car follows after its own lag (1–6 s), waits 5–40 s before drawing at all,
+tapers near the end, stops when it has its energy, may take less than offered (on-board limit,
+single-phase car on a three-phase port), and in the `faults` scenario briefly overdraws or ignores
+a lower pilot.
+
+Ground truth for the safety metrics is computed from the true building load and DR limits with
+no margin: any current above a node's real limit counts, however short.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+
+from evsite.control.allocate import J1772_MIN_A
+from evsite.control.baselines import get_policy
+from evsite.control.controller import Controller, ControllerSettings
+from evsite.control.scenarios import Scenario, Session
+from evsite.control.signals import PvSettings, SiteLimits, price_series
+from evsite.control.tree import LINES, build_tree
+from evsite.runtime.events import ConnectorStatus, SiteSignal, TransactionEvent
+
+PILOT_UPDATE_S = 5.0
+EXCURSION_S = 15.0
+SIGNAL_PERIOD_S = 2.0
+
+
+@dataclass
+class _Active:
+    session: Session
+    index: int
+    delivered_wh: float = 0.0
+    changes: int = 0
+    pauses: int = 0
+    paused: bool = False
+
+
+def _vec(amps: np.ndarray) -> dict[str, float]:
+    return {name: float(a) for name, a in zip(LINES, amps, strict=True)}
+
+
+class Replay:
+    """Run one scenario under one policy and return its metrics."""
+
+    def __init__(self, scenario: Scenario, policy: str = "fair", *, cycle_s: float | None = None) -> None:
+        self.scenario = scenario
+        self.policy_name = policy
+        self.site = scenario.site
+        self.tree = build_tree(self.site)
+        self.cycle_s = cycle_s or self.site.control.cycle_s
+        self.meter_s = float(min(self.site.control.meter_value_interval_s, 10))
+        self.settings = ControllerSettings(follow_margin_a=self.site.control.safety_margin_a)
+        self._new_controller()
+        self.over_by_node: dict[str, float] = {}
+        self.truth = SiteLimits(self.site, self.tree, margin_a=0.0, pv=PvSettings(), stale_after_s=1e18)
+
+    def _new_controller(self) -> None:
+        policy = get_policy(self.policy_name, self.site, self.scenario.start.timestamp())
+        self.ctrl = Controller(self.site, self.tree, policy, self.settings)
+        self.limits = SiteLimits(self.site, self.tree, pv=self.scenario.pv)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _at(self, t: float) -> Any:
+        return self.scenario.start + timedelta(seconds=t)
+
+    def _status(self, p: int, status: str, t: float) -> None:
+        port = self.tree.ports[p]
+        self.ctrl.observe(ConnectorStatus(port.charge_point_id, port.connector_id, status, at=self._at(t)), t)
+
+    def _fault_active(self, kind: str, t: float) -> list[str]:
+        return [f.target for f in self.scenario.faults if f.kind == kind and f.start_s <= t < f.end_s]
+
+    def run(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+        sc = self.scenario
+        tree, n = self.tree, self.tree.n_ports
+        dt = sc.step_s
+        port_max = np.array([p.max_a for p in tree.ports])
+        volts = self.ctrl.needs.volts
+        # EV state
+        present = np.zeros(n, dtype=bool)
+        need = np.zeros(n)
+        requested = np.zeros(n)
+        ev_max = np.zeros(n)
+        ready_at = np.zeros(n)
+        lag = np.ones(n)
+        mask = tree.line_mask().astype(float)  # lines each port's current flows on (truth)
+        pilot = np.zeros(n)
+        target = np.zeros(n)
+        pilot_at = np.full(n, -math.inf)
+        current = np.zeros(n)
+        nxt = np.zeros(n)
+        switch_at = np.zeros(n)
+        delivered = np.zeros(n)
+        done = np.zeros(n, dtype=bool)
+        active: dict[int, _Active] = {}
+        finished: list[_Active] = []
+        # events
+        arrivals = sorted(sc.sessions, key=lambda s: s.arrival_s)
+        ai = 0
+        rows, cols = tree.incidence()
+        # metrics
+        over_as = 0.0
+        over_run = np.zeros(tree.n_nodes * 3)
+        excursions = 0
+        uncontrolled_peak = 0.0
+        cycle_times: list[float] = []
+        congested_steps = 0
+        util_sum = 0.0
+        cost = 0.0
+        pv_wh = 0.0
+        ev_wh = 0.0
+        t_comply: list[float] = []
+        dr_pending: list[float] = []
+        prices = price_series(self.site.tariff, sc.start, 900.0, int(sc.duration_s // 900) + 2, self.site.timezone)
+        upstream = np.array([k in ("service", "allocation", "panel", "feeder") for k in tree.kinds])
+        next_cycle = 0.0
+        next_signal = 0.0
+        next_sample = 0.0
+        dr_sent: set[int] = set()
+        rejected_now: set[str] = set()
+        restarts = sorted(f.start_s for f in sc.faults if f.kind == "restart")
+        true_limits = tree.limits.copy()
+        # All chargers announce themselves at boot.
+        for p in range(n):
+            self._status(p, "Available", 0.0)
+        t = 0.0
+        wall0 = time.perf_counter()
+        while t < sc.duration_s:
+            wake = False
+            # ---- arrivals and departures
+            while ai < len(arrivals) and arrivals[ai].arrival_s <= t:
+                s = arrivals[ai]
+                ai += 1
+                found = tree.port_index.get((s.evse, s.connector))
+                if found is None or present[found]:
+                    continue
+                p = found
+                present[p], done[p] = True, False
+                requested[p] = need[p] = s.energy_wh
+                ev_max[p] = s.ev_max_a
+                ready_at[p] = t + s.start_delay_s
+                lag[p] = s.lag_s
+                delivered[p] = 0.0
+                port = tree.ports[p]
+                mask[p] = 0.0
+                if port.three_phase and s.ev_phases == 1:
+                    mask[p, port.lines[0]] = 1.0
+                else:
+                    mask[p, list(port.lines)] = 1.0
+                active[p] = _Active(s, p)
+                self.ctrl.needs.requested_wh[p] = s.energy_wh
+                self.ctrl.needs.departure_s[p] = s.departure_s
+                self._status(p, "Preparing", t)
+                self.ctrl.observe(
+                    TransactionEvent(
+                        port.charge_point_id,
+                        port.connector_id,
+                        len(finished) + len(active),
+                        "started",
+                        s.id_tag,
+                        0.0,
+                        at=self._at(t),
+                    ),
+                    t,
+                )
+                self.ctrl.needs.arrival_s[p] = t
+                wake = True
+            for p in [p for p, a in active.items() if a.session.departure_s <= t]:
+                a = active.pop(p)
+                a.delivered_wh = delivered[p]
+                finished.append(a)
+                present[p] = False
+                current[p] = nxt[p] = 0.0
+                self._status(p, "Available", t)
+                wake = True
+            # ---- faults that change the world
+            # A charger that rejects profiles keeps whatever limit it had (OCPP leaves installed profiles alone).
+            rejected_now = set(self._fault_active("reject", t))
+            if restarts and restarts[0] <= t:
+                restarts.pop(0)
+                self._new_controller()
+                for p in range(n):
+                    self._status(p, "Charging" if present[p] else "Available", t)
+                    if present[p]:
+                        self.ctrl.needs.requested_wh[p] = requested[p]
+                        self.ctrl.needs.departure_s[p] = active[p].session.departure_s
+                        self.ctrl.needs.arrival_s[p] = active[p].session.arrival_s
+                dr_sent.clear()
+                wake = True
+            # ---- signals (every 2 s; the truth updates every step)
+            if sc.building is not None:
+                for node, amps in sc.building(t).items():
+                    self.truth.update(SiteSignal("building_load", node, _vec(amps), "truth", at=self._at(t)))
+            for k, ev in enumerate(sc.dr):
+                if ev.start_s <= t < ev.end_s:
+                    true_limits_dr = {"L1": ev.amps, "L2": ev.amps, "L3": ev.amps}
+                    if k not in dr_sent:
+                        until = self._at(ev.end_s)
+                        self.truth.update(
+                            SiteSignal(
+                                "dr_limit", ev.node, true_limits_dr, "truth", at=self._at(ev.start_s), until=until
+                            )
+                        )
+                        self.limits.update(
+                            SiteSignal("dr_limit", ev.node, true_limits_dr, "vtn", at=self._at(t), until=until)
+                        )
+                        dr_sent.add(k)
+                        dr_pending.append(t)
+                        wake = True
+                    if ev.lost_at_s is not None and ev.lost_at_s <= t < ev.lost_at_s + dt:
+                        self.limits.update(SiteSignal("dr_limit", ev.node, {}, "vtn", at=self._at(t), stale=True))
+            if t >= next_signal:
+                next_signal = t + SIGNAL_PERIOD_S
+                dropout = bool(self._fault_active("meter-dropout", t))
+                if sc.building is not None:
+                    for node, amps in sc.building(t).items():
+                        self.limits.update(
+                            SiteSignal("building_load", node, _vec(amps), "meter", at=self._at(t), stale=dropout)
+                        )
+                if sc.pv_surplus is not None:
+                    self.limits.update(
+                        SiteSignal("pv_surplus", sc.pv.node, _vec(sc.pv_surplus(t)), "pv", at=self._at(t))
+                    )
+                true_limits = self.truth.limits(self._at(t))
+            # ---- control cycle
+            if (wake or t >= next_cycle) and (present.any() or wake):
+                next_cycle = t + self.cycle_s
+                c0 = time.perf_counter()
+                lim = self.limits.limits(self._at(t))
+                setpoints, to_send = self.ctrl.decide(lim, t)
+                cycle_times.append(time.perf_counter() - c0)
+                for p in to_send:
+                    value = float(setpoints[p])
+                    ok = tree.ports[p].charge_point_id not in rejected_now
+                    self.ctrl.begin_send(int(p), value)
+                    self.ctrl.record_result(int(p), value, ok, t)
+                    if ok:
+                        if p in active and abs(value - target[p]) >= 0.05:
+                            a = active[p]
+                            a.changes += 1
+                            if value == 0.0 and need[p] > 0 and not a.paused:
+                                a.paused = True
+                            elif value > 0 and a.paused:
+                                a.paused = False
+                                a.pauses += 1
+                        target[p] = value
+            # ---- EVSE pilot: at most one change per 5 s
+            upd = (target != pilot) & (t - pilot_at >= PILOT_UPDATE_S)
+            pilot[upd] = target[upd]
+            pilot_at[upd] = t
+            # ---- EV response
+            taper = ev_max * np.clip(need / np.maximum(0.15 * requested, 1.0), 0.1, 1.0)
+            want = np.where(
+                present & (t >= ready_at) & (need > 0) & (pilot >= J1772_MIN_A), np.minimum(pilot, taper), 0.0
+            )
+            if self._fault_active("ignore-pilot", t):
+                want = np.maximum(want, current * present)
+            for f in self._fault_active("overdraw", t):
+                del f
+                want = np.where(want > 0, want * 1.1, 0.0)
+            # An EV follows every reduction of its pilot, `lag` seconds later; raises under 0.5 A may wait.
+            # A change that is already on its way is not postponed by a newer one, only made lower.
+            due = t >= switch_at
+            current[due] = nxt[due]
+            pending = ~due
+            nxt = np.where(pending, np.minimum(nxt, want), nxt)
+            resched = due & ((want < current - 1e-9) | (want > current + 0.5))
+            nxt[resched] = want[resched]
+            switch_at[resched] = t + lag[resched]
+            current = np.where(present, current, 0.0)
+            # ---- energy
+            wh = current * volts * dt / 3600.0
+            delivered += wh
+            need = np.maximum(need - wh, 0.0)
+            for full in np.flatnonzero(present & (need <= 0) & ~done):
+                done[full] = True
+                self._status(int(full), "SuspendedEV", t)
+            step_wh = float(wh.sum())
+            ev_wh += step_wh
+            cost += step_wh / 1000.0 * prices[min(int(t // 900), prices.size - 1)]
+            if sc.pv_surplus is not None:
+                surplus_w = float(sc.pv_surplus(t)[:2].mean()) * 240.0
+                pv_wh += min(step_wh, surplus_w * dt / 3600.0)
+            # ---- meter samples reach the controller
+            if t >= next_sample:
+                next_sample = t + self.meter_s
+                per_line = current[:, None] * mask
+                self.ctrl.ingest_samples(per_line, delivered, t, np.flatnonzero(present))
+            # ---- ground truth: every node and line against its real limit
+            per_line = current[:, None] * mask
+            load = np.bincount(rows, weights=per_line[cols, rows % 3], minlength=tree.n_nodes * 3)
+            lim_flat = true_limits.reshape(-1)
+            over = np.maximum(load - lim_flat, 0.0)
+            over_as += float(over.sum()) * dt
+            if over.any():
+                k = int(over.argmax())
+                self.over_by_node[tree.node_ids[k // 3]] = (
+                    self.over_by_node.get(tree.node_ids[k // 3], 0.0) + float(over.sum()) * dt
+                )
+            over_now = over > 1e-6
+            over_run = np.where(over_now, over_run + dt, 0.0)
+            excursions += int(np.count_nonzero(over_now & (over_run > EXCURSION_S) & (over_run - dt <= EXCURSION_S)))
+            uncontrolled_peak = max(
+                uncontrolled_peak,
+                float((load / np.where(np.isfinite(lim_flat), np.maximum(lim_flat, 1e-9), np.inf)).max(initial=0.0)),
+            )
+            if dr_pending:
+                ev = sc.dr[0]
+                i = tree.node_index[ev.node]
+                if np.all(load.reshape(-1, 3)[i] <= ev.amps + 1e-6):
+                    t_comply.extend(t - s for s in dr_pending)
+                    dr_pending.clear()
+            unmet = present & (need > 0) & (t >= ready_at) & (target < np.minimum(ev_max, port_max) - 0.05)
+            if unmet.any():
+                congested_steps += 1
+                ratio = load.reshape(-1, 3)[upstream] / np.where(
+                    np.isfinite(true_limits[upstream]), np.maximum(true_limits[upstream], 1e-9), np.inf
+                )
+                util_sum += float(ratio.max(initial=0.0))
+            if progress is not None and int(t) % 3600 == 0:
+                progress(t / sc.duration_s)
+            # ---- skip idle time (nothing plugged in, nothing happening) in one jump
+            if not present.any() and ai < len(arrivals) and not sc.dr and sc.pv_surplus is None:
+                t = max(t + dt, math.floor(arrivals[ai].arrival_s / dt) * dt)
+            else:
+                t += dt
+        for a in active.values():
+            a.delivered_wh = delivered[a.index]
+            finished.append(a)
+        wall = time.perf_counter() - wall0
+        return self._metrics(
+            finished, over_as, excursions, cycle_times, congested_steps, util_sum, cost, ev_wh, pv_wh, t_comply, wall
+        )
+
+    def _metrics(
+        self,
+        sessions: list[_Active],
+        over_as: float,
+        excursions: int,
+        cycle_times: list[float],
+        congested_steps: int,
+        util_sum: float,
+        cost: float,
+        ev_wh: float,
+        pv_wh: float,
+        t_comply: list[float],
+        wall: float,
+    ) -> dict[str, Any]:
+        req = np.array([a.session.energy_wh for a in sessions]) if sessions else np.zeros(0)
+        got = np.array([min(a.delivered_wh, a.session.energy_wh) for a in sessions]) if sessions else np.zeros(0)
+        shares = got / np.maximum(req, 1e-9)
+        equal = np.array([a.session.weight == 1.0 for a in sessions], dtype=bool)
+        x = shares[equal] if equal.size else shares
+        jain = float(x.sum() ** 2 / (x.size * (x**2).sum())) if x.size and (x**2).sum() > 0 else 1.0
+        ct = np.array(cycle_times) if cycle_times else np.zeros(1)
+        return {
+            "scenario": self.scenario.name,
+            "policy": self.policy_name,
+            "ports": self.tree.n_ports,
+            "sessions": len(sessions),
+            "site_hours": self.scenario.duration_s / 3600.0,
+            "over_limit_As": round(over_as, 3),
+            "excursions_gt_15s": excursions,
+            "energy_delivered_pct": round(100.0 * float(got.sum() / max(req.sum(), 1e-9)), 2),
+            "energy_delivered_kwh": round(ev_wh / 1000.0, 2),
+            "sessions_fully_served": int(np.count_nonzero(got >= req - 100.0)),
+            "jain_fairness": round(jain, 4),
+            "utilisation_under_congestion": round(util_sum / congested_steps, 4) if congested_steps else None,
+            "setpoint_changes_per_session": round(float(np.mean([a.changes for a in sessions])), 2)
+            if sessions
+            else 0.0,
+            "pause_resume_per_session": round(float(np.mean([a.pauses for a in sessions])), 3) if sessions else 0.0,
+            "energy_cost": round(float(cost), 2),
+            "pv_share_pct": round(100.0 * pv_wh / ev_wh, 1) if self.scenario.pv_surplus is not None and ev_wh else None,
+            "t_comply_s": round(max(t_comply), 1) if t_comply else None,
+            "cycle_ms_p50": round(float(np.percentile(ct, 50)) * 1000, 3),
+            "cycle_ms_p99": round(float(np.percentile(ct, 99)) * 1000, 3),
+            "cycles": len(cycle_times),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+            "wall_s": round(wall, 2),
+            "over_limit_As_by_node": {k: round(v, 1) for k, v in sorted(self.over_by_node.items())},
+        }
+
+
+def run_replay(
+    scenario: Scenario, policy: str = "fair", progress: Callable[[float], None] | None = None
+) -> dict[str, Any]:
+    return Replay(scenario, policy).run(progress)

@@ -1,0 +1,43 @@
+"""The small exception hierarchy of the OCPP layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_CODES = frozenset(
+    {
+        "NotImplemented",
+        "NotSupported",
+        "InternalError",
+        "ProtocolError",
+        "SecurityError",
+        "FormationViolation",
+        "PropertyConstraintViolation",
+        "OccurenceConstraintViolation",  # sic: the OCPP-J 1.6 spelling
+        "TypeConstraintViolation",
+        "GenericError",
+    }
+)
+
+
+class OcppError(Exception):
+    """An error that maps to an OCPP-J CallError (code, description, details)."""
+
+    def __init__(self, code: str, description: str = "", details: dict[str, Any] | None = None) -> None:
+        assert code in ERROR_CODES, code
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details or {}
+
+
+class CallErrorReceived(OcppError):
+    """The charger answered our CALL with a CallError."""
+
+
+class CallTimeout(Exception):
+    """The charger did not answer our CALL within the timeout."""
+
+
+class NotConnected(Exception):
+    """The charger is not connected (or its connection closed while we waited)."""

@@ -1,0 +1,249 @@
+"""Tables of the OCPP central system: what chargers said and what we asked of them.
+
+Meter values carry no foreign keys on purpose: a charger may report samples for a transaction we
+never saw start (it was started offline), and we must store them anyway. Optional text keys that
+take part in a uniqueness check (phase, location, context) are stored as "" rather than NULL,
+because SQL treats NULLs as distinct and the duplicate check would silently stop working.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from evsite.store.base import Base
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the backend keeps (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: evsite stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+"""64-bit ids on PostgreSQL; SQLite only autoincrements an INTEGER PRIMARY KEY."""
+
+
+class Charger(Base):
+    """A charge point, its boot information and its registration."""
+
+    __tablename__ = "ocpp_chargers"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    in_site: Mapped[bool] = mapped_column(Boolean, default=False)
+    registration_status: Mapped[str] = mapped_column(String(16), default="Pending")
+    vendor: Mapped[str | None] = mapped_column(String(20))
+    model: Mapped[str | None] = mapped_column(String(20))
+    serial_number: Mapped[str | None] = mapped_column(String(25))
+    charge_box_serial_number: Mapped[str | None] = mapped_column(String(25))
+    firmware_version: Mapped[str | None] = mapped_column(String(50))
+    iccid: Mapped[str | None] = mapped_column(String(20))
+    imsi: Mapped[str | None] = mapped_column(String(20))
+    meter_type: Mapped[str | None] = mapped_column(String(25))
+    meter_serial_number: Mapped[str | None] = mapped_column(String(25))
+    last_boot_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    local_list_version: Mapped[int] = mapped_column(Integer, default=0)
+    firmware_status: Mapped[str | None] = mapped_column(String(32))
+    diagnostics_status: Mapped[str | None] = mapped_column(String(32))
+
+
+class BootRecord(Base):
+    """Every BootNotification, so firmware changes and reboot loops are visible."""
+
+    __tablename__ = "ocpp_boots"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(48), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ConnectorState(Base):
+    """The latest status of each connector (connector 0 is the charger as a whole)."""
+
+    __tablename__ = "ocpp_connectors"
+
+    charger_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    connector_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str] = mapped_column(String(32), default="NoError")
+    info: Mapped[str | None] = mapped_column(String(50))
+    vendor_error_code: Mapped[str | None] = mapped_column(String(50))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StatusRecord(Base):
+    """Status history: one row per StatusNotification."""
+
+    __tablename__ = "ocpp_status_history"
+    __table_args__ = (Index("ix_ocpp_status_history_cp_at", "charger_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(48))
+    connector_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str] = mapped_column(String(32))
+    info: Mapped[str | None] = mapped_column(String(50))
+    vendor_id: Mapped[str | None] = mapped_column(String(255))
+    vendor_error_code: Mapped[str | None] = mapped_column(String(50))
+    timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConfigurationValue(Base):
+    """Configuration keys as read back from the charger with GetConfiguration."""
+
+    __tablename__ = "ocpp_configuration"
+
+    charger_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str | None] = mapped_column(String(500))
+    readonly: Mapped[bool] = mapped_column(Boolean, default=False)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdTag(Base):
+    """An authorization identifier (RFID card, app token) and its IdTagInfo."""
+
+    __tablename__ = "ocpp_id_tags"
+
+    id_tag: Mapped[str] = mapped_column(String(20), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="Accepted")
+    expiry_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    parent_id_tag: Mapped[str | None] = mapped_column(String(20))
+    unit_id: Mapped[str | None] = mapped_column(String(48))
+
+
+class Transaction(Base):
+    """A charging transaction; `id` is the OCPP transactionId we hand out."""
+
+    __tablename__ = "ocpp_transactions"
+    __table_args__ = (
+        UniqueConstraint("charger_id", "connector_id", "start_time", "meter_start", name="uq_ocpp_transactions_start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(48), index=True)
+    connector_id: Mapped[int] = mapped_column(Integer)
+    id_tag: Mapped[str] = mapped_column(String(20))
+    auth_status: Mapped[str] = mapped_column(String(16))
+    meter_start: Mapped[int] = mapped_column(BigInteger)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    reservation_id: Mapped[int | None] = mapped_column(Integer)
+    meter_stop: Mapped[int | None] = mapped_column(BigInteger)
+    stop_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stop_reason: Mapped[str | None] = mapped_column(String(32))
+    stop_id_tag: Mapped[str | None] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MeterValue(Base):
+    """One sampled value; a resent MeterValues or StopTransaction never adds a second row."""
+
+    __tablename__ = "ocpp_meter_values"
+    __table_args__ = (
+        UniqueConstraint(
+            "charger_id",
+            "connector_id",
+            "timestamp",
+            "measurand",
+            "phase",
+            "location",
+            "context",
+            name="uq_ocpp_meter_values_sample",
+        ),
+        Index("ix_ocpp_meter_values_tx", "transaction_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(48))
+    connector_id: Mapped[int] = mapped_column(Integer)
+    transaction_id: Mapped[int | None] = mapped_column(Integer)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    measurand: Mapped[str] = mapped_column(String(48))
+    phase: Mapped[str] = mapped_column(String(8), default="")
+    location: Mapped[str] = mapped_column(String(8), default="")
+    context: Mapped[str] = mapped_column(String(24), default="")
+    unit: Mapped[str] = mapped_column(String(12), default="")
+    format: Mapped[str] = mapped_column(String(12), default="Raw")
+    value: Mapped[str] = mapped_column(Text)
+    value_num: Mapped[float | None] = mapped_column(Float)
+
+
+class ChargingProfileRecord(Base):
+    """Every charging profile we sent and the charger's answer (Accepted, Rejected, NotSupported, Timeout)."""
+
+    __tablename__ = "ocpp_charging_profiles"
+    __table_args__ = (Index("ix_ocpp_charging_profiles_cp", "charger_id", "connector_id", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(48))
+    connector_id: Mapped[int] = mapped_column(Integer)
+    profile_id: Mapped[int] = mapped_column(Integer)
+    stack_level: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(32))
+    rate_unit: Mapped[str] = mapped_column(String(1))
+    limit: Mapped[float] = mapped_column(Float)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class Reservation(Base):
+    """A ReserveNow we sent; `id` is the OCPP reservationId."""
+
+    __tablename__ = "ocpp_reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(48), index=True)
+    connector_id: Mapped[int] = mapped_column(Integer)
+    id_tag: Mapped[str] = mapped_column(String(20))
+    parent_id_tag: Mapped[str | None] = mapped_column(String(20))
+    expiry_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FirmwareEvent(Base):
+    """Firmware and diagnostics status notifications, and the requests that caused them."""
+
+    __tablename__ = "ocpp_firmware_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(48), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # firmware | diagnostics
+    status: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(512))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,139 @@
+"""Signals → limits (shedding, stale meters, DR, PV) and fail-safe shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evsite.control.allocate import Demand, allocate_fair
+from evsite.control.failsafe import safe_default_limits
+from evsite.control.signals import PvSettings, SiteLimits, price_per_kwh
+from evsite.control.tree import build_tree
+from evsite.runtime.events import SiteSignal
+from evsite.site import load_site
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+T0 = datetime(2026, 7, 1, 18, 0, tzinfo=UTC)
+
+
+def _house(amps: float, at: datetime, stale: bool = False) -> SiteSignal:
+    return SiteSignal("building_load", "service", {"L1": amps, "L2": amps}, "M-SERVICE", at=at, stale=stale)
+
+
+def test_residential_shedding_48_to_16_and_back() -> None:
+    """Seed scenario 1: the home charger drops from 48 A to 16 A when the house peaks, then comes back.
+
+    The HEMS holds the 200 A service to 160 A (80 %, 220.70); margin 2 A. With the house at 142 A:
+    160 − 142 − 2 = 16 A for the car. At 60 A: 160 − 60 − 2 = 98 A, so the 48 A charger's own limit applies.
+    """
+    site = load_site(EXAMPLES / "residential.yaml")
+    tree = build_tree(site)
+    limits = SiteLimits(site, tree)
+    demand = Demand.all_busy(tree)
+    limits.update(_house(60.0, T0))
+    assert allocate_fair(tree, demand, limits.limits(T0))[0] == 48.0
+    limits.update(_house(142.0, T0 + timedelta(seconds=2)))
+    shed = allocate_fair(tree, demand, limits.limits(T0 + timedelta(seconds=2)))[0]
+    assert shed == 16.0  # reduced, not paused: the session goes on
+    limits.update(_house(60.0, T0 + timedelta(seconds=600)))
+    assert allocate_fair(tree, demand, limits.limits(T0 + timedelta(seconds=600)))[0] == 48.0
+
+
+def test_lost_building_meter_assumes_its_recorded_maximum() -> None:
+    site = load_site(EXAMPLES / "residential.yaml")
+    tree = build_tree(site)
+    limits = SiteLimits(site, tree)
+    demand = Demand.all_busy(tree)
+    limits.update(_house(142.0, T0))
+    limits.update(_house(40.0, T0 + timedelta(seconds=60)))
+    now = T0 + timedelta(seconds=62)
+    assert allocate_fair(tree, demand, limits.limits(now))[0] == 48.0
+    # The meter stops answering: silence longer than the stale window, or an explicit stale flag.
+    later = T0 + timedelta(seconds=200)
+    assert allocate_fair(tree, demand, limits.limits(later))[0] == 16.0
+    limits.update(_house(40.0, later, stale=True))
+    assert allocate_fair(tree, demand, limits.limits(later))[0] == 16.0
+
+
+def test_building_at_design_peak_until_the_meter_reports() -> None:
+    """No reading yet: the house is assumed at its 24 kW design peak (100 A at 240 V): 160 − 100 − 2 = 58 A ≥ 48 A."""
+    site = load_site(EXAMPLES / "residential.yaml")
+    tree = build_tree(site)
+    lim = SiteLimits(site, tree).limits(T0)
+    assert lim[tree.node_index["service"], 0] == pytest.approx(58.0)
+
+
+def test_dr_limit_applies_between_start_and_end_and_survives_a_lost_channel() -> None:
+    site = load_site(EXAMPLES / "workplace-20.yaml")
+    tree = build_tree(site)
+    limits = SiteLimits(site, tree)
+    start, end = T0 + timedelta(minutes=10), T0 + timedelta(hours=2, minutes=10)
+    cap = {"L1": 80.0, "L2": 80.0, "L3": 80.0}
+    limits.update(SiteSignal("dr_limit", "allocation", cap, "VTN", at=start, until=end))
+    demand = Demand.all_busy(tree)
+    f_ev = tree.node_index["F-EV"]
+    assert tree.node_load(allocate_fair(tree, demand, limits.limits(T0)))[f_ev].max() > 150
+    during = start + timedelta(minutes=30)
+    limits.update(SiteSignal("dr_limit", "allocation", {}, "VTN", at=during, stale=True))  # channel lost
+    x = allocate_fair(tree, demand, limits.limits(during))
+    assert tree.node_load(x)[f_ev].max() <= 80.0
+    assert tree.node_load(allocate_fair(tree, demand, limits.limits(end)))[f_ev].max() > 150
+
+
+def test_pv_only_waits_for_the_enable_delay_and_follows_the_surplus() -> None:
+    site = load_site(EXAMPLES / "residential.yaml")
+    tree = build_tree(site)
+    limits = SiteLimits(site, tree, pv=PvSettings(mode="pv-only", node="service", enable_s=60, disable_s=180))
+    demand = Demand.all_busy(tree)
+    sun = {"L1": 20.0, "L2": 20.0}
+    limits.update(SiteSignal("pv_surplus", "service", sun, "PV1", at=T0))
+    assert allocate_fair(tree, demand, limits.limits(T0))[0] == 0.0
+    for s in (30, 61):
+        limits.update(SiteSignal("pv_surplus", "service", sun, "PV1", at=T0 + timedelta(seconds=s)))
+    assert allocate_fair(tree, demand, limits.limits(T0 + timedelta(seconds=61)))[0] == 20.0
+    # A passing cloud: below 6 A, but within the disable delay the session keeps the 6 A minimum.
+    cloud = {"L1": 2.0, "L2": 2.0}
+    limits.update(SiteSignal("pv_surplus", "service", cloud, "PV1", at=T0 + timedelta(seconds=90)))
+    assert allocate_fair(tree, demand, limits.limits(T0 + timedelta(seconds=90)))[0] == 6.0
+    limits.update(SiteSignal("pv_surplus", "service", cloud, "PV1", at=T0 + timedelta(seconds=280)))
+    assert allocate_fair(tree, demand, limits.limits(T0 + timedelta(seconds=280)))[0] == 0.0
+
+
+def test_unknown_signal_node_is_a_clear_error() -> None:
+    site = load_site(EXAMPLES / "residential.yaml")
+    limits = SiteLimits(site, build_tree(site))
+    with pytest.raises(ValueError, match="unknown node 'nope'"):
+        limits.update(SiteSignal("manual_limit", "nope", {"L1": 10.0}, "op"))
+
+
+def test_fail_safe_shares() -> None:
+    """Workplace: L2 carries 14 of the 20 ports under the 160 A EMS cap → 160 / 14 = 11.43 → 11.4 A for
+    every port on L2; the 6 L3-L1 ports see 13 ports on L1 and on L3 → 160 / 13 = 12.3 A.
+    Residential: 160 A − the 100 A design peak of the house = 60 A ≥ the charger's 48 A."""
+    workplace = safe_default_limits(load_site(EXAMPLES / "workplace-20.yaml"))
+    assert len(workplace) == 20
+    assert [workplace[f"WP-{i:02d}"] for i in (1, 2, 3)] == [11.4, 11.4, 12.3]
+    assert safe_default_limits(load_site(EXAMPLES / "residential.yaml")) == {"HOME-EV1": 48.0}
+    # All 20 at their fail-safe value stay inside the EMS setpoint on every line.
+    site = load_site(EXAMPLES / "workplace-20.yaml")
+    tree = build_tree(site)
+    x = np.array([workplace[p.charge_point_id] for p in tree.ports])
+    assert tree.node_load(x)[tree.node_index["F-EV"]].max() <= 160.0
+
+
+def test_fail_safe_follows_site_changes() -> None:
+    site = load_site(EXAMPLES / "workplace-20.yaml")
+    site.ems[0].setpoint_a = 80.0
+    shares = safe_default_limits(site)
+    # 80 / 14 = 5.7 A < 6 A: ports on L2 cannot charge safely without us; L3-L1 ports get 80 / 13 = 6.1 A.
+    assert [shares[f"WP-{i:02d}"] for i in (1, 2, 3)] == [0.0, 0.0, 6.1]
+
+
+def test_tou_price_lookup() -> None:
+    site = load_site(EXAMPLES / "residential.yaml")
+    peak = datetime(2026, 7, 1, 17, 0, tzinfo=UTC).replace(hour=0) + timedelta(hours=24 + 17 + 7)  # 17:00 PDT
+    assert price_per_kwh(site.tariff, peak, site.timezone) == 0.52
+    assert price_per_kwh(site.tariff, peak + timedelta(hours=5), site.timezone) == 0.31
