@@ -71,21 +71,30 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        written = False
+
+        async def write_audit() -> None:
+            nonlocal written
+            store = self.store()
+            if written or store is None:
+                return
+            written = True
+            state = scope.get("state", {})
+            principal: Principal | None = state.get("principal")
+            try:
+                await store.audit(principal, scope["method"], scope["path"], status, state.get("audit"))
+            except Exception:  # the audit write must not turn a served request into an error
+                log.exception("could not write the audit entry for %s %s", scope["method"], scope["path"])
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                await write_audit()  # stored before the client sees the end of the response
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
-            store = self.store()
-            if store is not None:
-                state = scope.get("state", {})
-                principal: Principal | None = state.get("principal")
-                try:
-                    await store.audit(principal, scope["method"], scope["path"], status, state.get("audit"))
-                except Exception:  # the audit write must not turn a served request into an error
-                    log.exception("could not write the audit entry for %s %s", scope["method"], scope["path"])
+            await write_audit()
