@@ -1,28 +1,34 @@
 """`evsite demo`: the whole site on one machine, in one asyncio process.
 
-OCPP central system + load manager + API/dashboard (uvicorn in the same loop) on a SQLite
-database in a temporary directory, with simulated chargers over real OCPP and the site's Modbus
-meter/inverter simulated on loopback. Parts that are not available in this build are skipped and
-named in the summary, so the demo always runs with what exists.
+`evsite serve`'s stack (`evsite.runtime.stack`: OCPP central system, load manager, API and
+dashboard, Modbus/OpenADR integrations) on a SQLite database in a temporary directory, with
+simulated peers on loopback: chargers and EVs over real OCPP, the building meter and PV inverter
+over Modbus TCP, and a utility VTN over OpenADR 2.0b that calls a curtailment mid-run. A simulated
+peer that cannot start is named in the summary instead of stopping the demo.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import math
 import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from evsite.api.live import LiveState
 from evsite.api.runtime import SiteRuntime
-from evsite.runtime.events import EventBus
-from evsite.site.model import Site
+from evsite.runtime.events import EventBus, SiteSignal
+from evsite.runtime.stack import RunningSite, StackOptions, running_site
+from evsite.site.model import ModbusEndpoint, Site
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,13 @@ class DemoOptions:
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     ocpp_port: int = 9000
+    modbus_port: int | None = None
+    """Port of the simulated meters/inverter (default: the one in the site file)."""
+    vtn_port: int | None = None
+    """Port of the simulated utility VTN (default: the one in the site file's `demand_response.vtn_url`)."""
+    dr_after_s: float = 30.0
+    """The VTN calls its curtailment this many (real) seconds after start."""
+    dr_duration_s: float = 180.0
     seed: int | None = 1
 
 
@@ -56,6 +69,42 @@ class DemoSummary:
 
 
 @dataclass
+class DrWatch:
+    """When the utility's cap arrived, and when the measured EV load was first inside it (DR compliance)."""
+
+    cap_a: float | None = None
+    signalled_at: float | None = None
+    complied_after_s: float | None = None
+    peak_during_a: float = 0.0
+    ended: bool = False
+
+    def observe(self, signal: SiteSignal) -> None:
+        if signal.kind != "dr_limit":
+            return
+        if signal.current_a:
+            cap = min(signal.current_a.values())
+            if self.cap_a is None or cap < self.cap_a:
+                self.cap_a, self.signalled_at, self.complied_after_s = cap, time.monotonic(), None
+        elif self.cap_a is not None:
+            self.ended = True
+
+    def check(self, ev_line_currents: list[float]) -> None:
+        if self.cap_a is None or self.signalled_at is None or self.ended:
+            return
+        worst = max(ev_line_currents, default=0.0)
+        self.peak_during_a = max(self.peak_during_a, worst)
+        if self.complied_after_s is None and worst <= self.cap_a + 0.5:
+            self.complied_after_s = time.monotonic() - self.signalled_at
+
+    def text(self) -> str:
+        if self.cap_a is None:
+            return "no event received yet"
+        state = "ended" if self.ended else "active"
+        complied = "not yet" if self.complied_after_s is None else f"within {self.complied_after_s:.1f} s"
+        return f"cap {self.cap_a:g} A per line ({state}); EV load inside the cap {complied}"
+
+
+@dataclass
 class Demo:
     """The running demo: its URL, admin token and the live state the summary reads."""
 
@@ -64,6 +113,8 @@ class Demo:
     token: str = ""
     runtime: SiteRuntime | None = None
     live: LiveState | None = None
+    running: RunningSite | None = None
+    dr: DrWatch = field(default_factory=DrWatch)
     notes: list[str] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
 
@@ -71,11 +122,23 @@ class Demo:
     def dashboard_url(self) -> str:
         return f"{self.url}/dashboard/#token={self.token}"
 
+    def binding_node(self) -> str:
+        """The shared node with the lowest design limit: the one all the EVs compete for."""
+        assert self.running is not None
+        tree = self.running.control.controller.tree
+        shared = [n for n, kind in enumerate(tree.kinds) if kind not in ("circuit", "evse", "connector")]
+        return tree.node_ids[min(shared, key=lambda n: float(tree.limits[n].min()))]
+
+    def ev_line_currents(self) -> list[float]:
+        """Measured EV current per line at the service (what a DR cap limits)."""
+        assert self.runtime is not None and self.runtime.control is not None
+        return [r.measured_a for r in self.runtime.control.node_lines() if r.node == "service"]
+
     def summary(self) -> DemoSummary:
         assert self.runtime is not None and self.live is not None
         live = self.live
+        binding = self.binding_node()
         rows = live.node_lines()
-        binding = "allocation" if any(r.node == "allocation" for r in rows) else "service"
         limit = min((r.limit_a for r in rows if r.node == binding), default=0.0)
         peak = max((v for k, v in live.peak.items() if k.startswith(f"{binding}:")), default=0.0)
         energy = 0.0
@@ -85,7 +148,7 @@ class Demo:
             else:
                 connector = live.connectors.get((record.charge_point_id, record.connector_id))
                 energy += (connector.session_wh or 0.0) if connector else 0.0
-        dr = "no VTN in this build" if not self.runtime.parts.get("openadr") else "see dashboard"
+        dr = self.dr.text() if self.runtime.parts.get("openadr") else "no demand-response program in this site"
         return DemoSummary(
             ran_s=round(time.monotonic() - self.started_at, 1),
             parts=dict(self.runtime.parts),
@@ -100,142 +163,107 @@ class Demo:
         )
 
 
-class _EmbeddedServer:
-    """uvicorn serving in the caller's event loop, without taking over Ctrl-C (the demo owns it)."""
+def demo_site(options: DemoOptions) -> Site:
+    """The site with the simulators' ports, when the caller moved them (tests run demos side by side)."""
+    site = options.site
+    if options.modbus_port is not None:
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        import uvicorn
+        def moved(endpoint: ModbusEndpoint | None) -> ModbusEndpoint | None:
+            return None if endpoint is None else endpoint.model_copy(update={"port": options.modbus_port})
 
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        self.server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve(), name="api-server")
-        async with asyncio.timeout(15):
-            while not self.server.started:
-                if self.task.done():
-                    self.task.result()
-                    raise RuntimeError("the API server stopped during start-up")
-                await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        if self.task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self.task, 10)
+        site = site.model_copy(
+            update={
+                "meters": [m.model_copy(update={"modbus": moved(m.modbus)}) for m in site.meters],
+                "inverters": [i.model_copy(update={"modbus": moved(i.modbus)}) for i in site.inverters],
+            }
+        )
+    if options.vtn_port is not None and site.demand_response is not None:
+        url = urlsplit(site.demand_response.vtn_url)
+        vtn_url = urlunsplit(url._replace(netloc=f"{url.hostname}:{options.vtn_port}"))
+        site = site.model_copy(update={"demand_response": site.demand_response.model_copy(update={"vtn_url": vtn_url})})
+    return site
 
 
 @contextlib.asynccontextmanager
 async def running_demo(options: DemoOptions, workdir: Path | None = None) -> AsyncIterator[Demo]:
-    """Start every available part, yield the running demo, and stop everything in reverse order."""
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
-    from evsite.api.app import create_app
+    """Start the simulated peers and the full controller, yield the running demo, stop in reverse order."""
     from evsite.api.tokens import Role, TokenStore
+    from evsite.ocpp.server import ServerSettings
 
-    site = options.site
+    site = demo_site(options)
+    options = dataclasses.replace(options, site=site)
     demo = Demo(options)
-    bus = EventBus()
-    parts: dict[str, bool] = {}
-    stack = contextlib.AsyncExitStack()
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="evsite-demo-")
-        workdir = Path(tmp.name)
-    try:
-        db_url = f"sqlite+aiosqlite:///{workdir / 'demo.db'}"
-        commands: Any = None
-        actions: Any = None
-        db: Any = None
-        try:
-            from evsite.api.adapters import OcppActions
-            from evsite.ocpp.server import CentralSystem, ServerSettings
-            from evsite.store.ocpp import OcppStore
-
-            store = await OcppStore.open(db_url, synchronous="NORMAL")
-            stack.push_async_callback(store.close)
-            db = async_sessionmaker(store.engine, expire_on_commit=False)
-            central = CentralSystem(
-                store, site, bus=bus, settings=ServerSettings.from_site(site, port=options.ocpp_port)
-            )
-            await central.start()
-            stack.push_async_callback(central.stop)
-            # The simulated drivers' cards (the fleet numbers them TAG-00001, ...) are known to the site.
-            names = [f"TAG-{n:05d}" for n in range(1, 2001)]
-            tags: list[dict[str, Any]] = [
-                {"id_tag": name, "status": "Accepted", "expiry_date": None, "parent_id_tag": None} for name in names
-            ]
-            await store.upsert_id_tags(tags)
-            central.id_tags.update(zip(names, tags, strict=True))
-            commands, actions = central, OcppActions(central)
-            parts["ocpp"] = True
-        except ImportError as exc:
-            parts["ocpp"] = False
-            demo.notes.append(f"OCPP server not available ({exc})")
-        if db is None:
-            from sqlalchemy.ext.asyncio import create_async_engine
-
-            engine = create_async_engine(db_url)
-            stack.push_async_callback(engine.dispose)
-            db = async_sessionmaker(engine, expire_on_commit=False)
-
-        control = None
-        if commands is not None:
-            try:
-                from evsite.api.adapters import ControlLoopState
-                from evsite.control.loop import ControlLoop
-
-                loop = ControlLoop(site, bus, commands)
-                await loop.start()
-                stack.push_async_callback(loop.stop)
-                control = ControlLoopState(loop)
-                parts["control"] = True
-            except ImportError as exc:
-                parts["control"] = False
-                demo.notes.append(f"load manager not available ({exc})")
-
-        runtime = SiteRuntime(
-            site=site, bus=bus, commands=commands, actions=actions, db=db, control=control, parts=parts
+    async with contextlib.AsyncExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="evsite-demo-")))
+        sim_parts: dict[str, bool] = {}
+        modbus_sim = await _start_optional(stack, sim_parts, demo.notes, "modbus-sim", _modbus_sim(options))
+        vtn = await _start_optional(stack, sim_parts, demo.notes, "vtn-sim", _vtn_sim(site))
+        # The simulated drivers' cards (the fleet numbers them TAG-00001, ...) are known to the site.
+        tags = [
+            {"id_tag": f"TAG-{n:05d}", "status": "Accepted", "expiry_date": None, "parent_id_tag": None}
+            for n in range(1, 2001)
+        ]
+        stack_options = StackOptions(
+            site=site,
+            db_url=f"sqlite+aiosqlite:///{workdir / 'demo.db'}",
+            ocpp=ServerSettings.from_site(site, port=options.ocpp_port),
+            api_host=options.api_host,
+            api_port=options.api_port,
+            sqlite_synchronous="NORMAL",
+            id_tags=tags,
         )
-        _attach_reports(runtime, demo.notes)
-        app = create_app(runtime)
-        server = _EmbeddedServer(app, options.api_host, options.api_port)
-        await server.start()
-        stack.push_async_callback(server.stop)
-        parts["api"] = True
-        demo.runtime, demo.live = runtime, app.state.live
-        demo.url = f"http://{options.api_host}:{options.api_port}"
-        demo.token = await TokenStore(db).create(f"demo-admin-{int(time.time())}", Role.ADMIN)
-
-        await _start_optional(stack, parts, demo.notes, "modbus", _modbus(site, bus))
-        if commands is not None:
-            await _start_optional(stack, parts, demo.notes, "simulator", _fleet(options))
-        parts.setdefault("openadr", False)
-        if site.demand_response is not None:
-            demo.notes.append("OpenADR VTN simulator not available in this build: no DR event is called")
+        running = await stack.enter_async_context(running_site(stack_options))
+        demo.running, demo.runtime, demo.live = running, running.runtime, running.live
+        running.runtime.parts.update(sim_parts)
+        demo.url = running.api_url or ""
+        assert running.runtime.db is not None
+        demo.token = await TokenStore(running.runtime.db).create(f"demo-admin-{int(time.time())}", Role.ADMIN)
+        watch = asyncio.create_task(_watch_signals(running.bus, demo.dr), name="demo-dr-watch")
+        stack.push_async_callback(_cancel, watch)
+        if isinstance(modbus_sim, ModbusSimHandle):
+            feed = asyncio.create_task(_feed_ev_power(modbus_sim, running), name="demo-ev-power")
+            stack.push_async_callback(_cancel, feed)
+        await _start_optional(stack, running.runtime.parts, demo.notes, "simulator", _fleet(options))
+        if isinstance(vtn, VtnHandle) and site.demand_response is not None:
+            start = datetime.now(UTC) + timedelta(seconds=options.dr_after_s)
+            ven_id = site.demand_response.ven_id or site.demand_response.ven_name
+            vtn.sim.add_event(
+                ven_id,
+                start=start,
+                intervals=[(timedelta(seconds=options.dr_duration_s), 2.0)],
+                ramp_up=timedelta(seconds=5),
+                recovery=timedelta(seconds=5),
+            )
+            demo.notes.append(
+                f"the utility (simulated VTN) calls a SIMPLE level-2 curtailment at {start:%H:%M:%S} UTC "
+                f"for {options.dr_duration_s:g} s"
+            )
         demo.started_at = time.monotonic()
         yield demo
-    finally:
-        await stack.aclose()
-        if tmp is not None:
-            tmp.cleanup()
 
 
-def _attach_reports(runtime: SiteRuntime, notes: list[str]) -> None:
-    """Design-check report and one-line diagram when evsite.code provides them."""
-    try:
-        from evsite.code import oneline
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
-        render = getattr(oneline, "render_svg", None) or getattr(oneline, "oneline_svg", None)
-        if callable(render):
-            runtime.oneline_svg = render
-    except ImportError:
-        notes.append("one-line diagram not available")
+
+async def _watch_signals(bus: EventBus, dr: DrWatch) -> None:
+    async with bus.subscribe() as queue:
+        while True:
+            event = await queue.get()
+            if isinstance(event, SiteSignal):
+                dr.observe(event)
+
+
+async def _feed_ev_power(handle: ModbusSimHandle, running: RunningSite) -> None:
+    """The simulated site meter sees the EVs' real draw, as a real meter at the service would."""
+    while True:
+        live = running.live
+        if live is not None:
+            handle.sim.state.ev_power_w = sum(c.power_w or 0.0 for c in live.connectors.values())
+        await asyncio.sleep(1.0)
 
 
 async def _start_optional(
@@ -243,43 +271,95 @@ async def _start_optional(
     parts: dict[str, bool],
     notes: list[str],
     name: str,
-    starter: Awaitable[Callable[[], Awaitable[None]] | None],
-) -> None:
+    starter: Awaitable[Any],
+) -> Any:
+    """Start a simulated peer; one that fails to start is named in the summary instead of stopping the demo."""
     try:
-        stop = await starter
-    except Exception as exc:  # an optional part that fails to start must not stop the demo
+        handle = await starter
+    except Exception as exc:
         parts[name] = False
         notes.append(f"{name} did not start: {exc!r}")
-        return
-    parts[name] = stop is not None
-    if stop is not None:
-        stack.push_async_callback(stop)
+        return None
+    parts[name] = handle is not None
+    if handle is not None:
+        stack.push_async_callback(handle.stop)
+    return handle
 
 
-async def _modbus(site: Site, bus: EventBus) -> Callable[[], Awaitable[None]] | None:
+@dataclass
+class ModbusSimHandle:
+    sim: Any
+
+    async def stop(self) -> None:
+        await self.sim.stop()
+
+
+@dataclass
+class VtnHandle:
+    sim: Any
+
+    async def stop(self) -> None:
+        await self.sim.stop()
+
+
+@dataclass
+class FleetHandle:
+    fleet: Any
+
+    async def stop(self) -> None:
+        await self.fleet.stop()
+
+
+def office_load_w(peak_w: float) -> Callable[[float], float]:
+    """A working day's building load: a fifth of the peak at night, the peak early in the afternoon."""
+
+    def load(hour: float) -> float:
+        return peak_w * (0.2 + 0.8 * math.exp(-(((hour - 13.0) / 3.5) ** 2)))
+
+    return load
+
+
+async def _modbus_sim(options: DemoOptions) -> ModbusSimHandle | None:
+    site = options.site
     endpoints = [m.modbus for m in site.meters if m.modbus] + [i.modbus for i in site.inverters if i.modbus]
     if not endpoints:
         return None
-    from evsite.grid.modbus import run_site_modbus
-    from evsite.grid.sim_modbus import ModbusSim
+    from evsite.grid.sim_modbus import ModbusSim, SimState, residential_load_w
 
-    port = endpoints[0].port
     units = tuple(sorted({m.modbus.unit_id for m in site.meters if m.modbus}))
-    phases = max((i.phases for i in site.inverters), default=1)
-    sim = ModbusSim(port=port, meter_units=units or (2,), inverter_phases=phases)
+    inverter_w = sum(i.ac_rating_kw for i in site.inverters) * 1000.0
+    building_peak_w = sum(b.peak_kw for b in site.building_loads) * 1000.0
+    three_phase = site.service.system.is_three_phase
+    state = SimState(
+        pv_rating_w=inverter_w or 7600.0,
+        start_hour=7.0,
+        speed=options.speed,
+        v_ln=site.service.system.line_to_line_v / (math.sqrt(3) if three_phase else 2.0),
+        lines=3 if three_phase else 2,
+        load_w=office_load_w(building_peak_w) if building_peak_w > 20_000 else residential_load_w,
+    )
+    sim = ModbusSim(
+        port=endpoints[0].port,
+        state=state,
+        meter_units=units or (2,),
+        inverter_phases=max((i.phases for i in site.inverters), default=1),
+    )
     await sim.start()
-    task = asyncio.create_task(run_site_modbus(site, bus), name="modbus-client")
-
-    async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await sim.stop()
-
-    return stop
+    return ModbusSimHandle(sim)
 
 
-async def _fleet(options: DemoOptions) -> Callable[[], Awaitable[None]] | None:
+async def _vtn_sim(site: Site) -> VtnHandle | None:
+    if site.demand_response is None:
+        return None
+    from evsite.grid.sim_vtn import SimVtn
+
+    url = urlsplit(site.demand_response.vtn_url)
+    sim = SimVtn(port=url.port or 80, host=url.hostname or "127.0.0.1", poll_s=2.0)
+    await sim.start()
+    return VtnHandle(sim)
+
+
+async def _fleet(options: DemoOptions) -> FleetHandle:
     from evsite.sim.fleet import Fleet
 
     fleet = Fleet(
@@ -289,7 +369,7 @@ async def _fleet(options: DemoOptions) -> Callable[[], Awaitable[None]] | None:
         seed=options.seed,
     )
     await fleet.start()
-    return fleet.stop
+    return FleetHandle(fleet)
 
 
 async def run(options: DemoOptions, on_ready: Callable[[Demo], None], on_tick: Callable[[Demo], None]) -> DemoSummary:
@@ -304,6 +384,7 @@ async def run(options: DemoOptions, on_ready: Callable[[Demo], None], on_tick: C
             on_ready(demo)
             deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                demo.dr.check(demo.ev_line_currents())
                 on_tick(demo)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
@@ -340,7 +421,7 @@ def tick_printer(console: Any, every_s: float = 5.0) -> Callable[[Demo], None]:
         last[0] = now
         live = demo.live
         rows = live.node_lines()
-        binding = "allocation" if any(r.node == "allocation" for r in rows) else "service"
+        binding = demo.binding_node()
         lines = {r.line: r for r in rows if r.node == binding}
         per_line = " ".join(f"{ln} {r.measured_a:5.1f}/{r.limit_a:g}" for ln, r in sorted(lines.items()))
         connected = sum(1 for v in live.connected.values() if v)

@@ -23,8 +23,15 @@ def demo(
     api_port: Annotated[int, typer.Option(help="Port of the API and dashboard.")] = 8000,
     ocpp_port: Annotated[int, typer.Option(help="Port of the OCPP central system.")] = 9000,
     api_host: Annotated[str, typer.Option(help="Address of the API and dashboard.")] = "127.0.0.1",
+    modbus_port: Annotated[
+        int | None, typer.Option(help="Port of the simulated meters and inverter [default: the site file's].")
+    ] = None,
+    vtn_port: Annotated[
+        int | None, typer.Option(help="Port of the simulated utility VTN [default: the site file's].")
+    ] = None,
+    dr_after: Annotated[float, typer.Option(help="Seconds after start when the utility calls its event.")] = 30.0,
 ) -> None:
-    """Run a simulated site end to end: OCPP chargers, load manager, Modbus meters, API and dashboard."""
+    """Run a simulated site end to end: OCPP chargers, load manager, Modbus meters, utility DR, API and dashboard."""
     import asyncio
     import logging
 
@@ -37,9 +44,11 @@ def demo(
     if not path.suffix:
         path = Path(__file__).resolve().parents[1] / "examples" / f"{site}.yaml"
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("openleadr").setLevel(logging.WARNING)
     console = Console()
     options = DemoOptions(load_or_exit(path), speed=speed, duration_s=duration, api_host=api_host,
-                          api_port=api_port, ocpp_port=ocpp_port)  # fmt: skip
+                          api_port=api_port, ocpp_port=ocpp_port, modbus_port=modbus_port, vtn_port=vtn_port,
+                          dr_after_s=dr_after)  # fmt: skip
     summary = asyncio.run(run(options, lambda d: console.print(ready_text(d)), tick_printer(console)))
     console.print(final_table(summary))
     if summary.longest_excursion_s > 15:

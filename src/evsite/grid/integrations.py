@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evsite.bms.state import CommandSink, StateSource
 from evsite.grid.modbus import EvCurrent, run_site_modbus
 from evsite.runtime.events import EventBus
 from evsite.site.model import Site
+
+if TYPE_CHECKING:
+    from evsite.grid.openadr import Ven
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +31,15 @@ def integration_jobs(
     commands: CommandSink,
     ev_current: EvCurrent | None = None,
     ev_power_w: Callable[[], float | None] = lambda: None,
+    ven: Ven | None = None,
 ) -> dict[str, Coroutine[Any, Any, None]]:
     """Name → coroutine for each configured adapter (nothing is started here)."""
     jobs: dict[str, Coroutine[Any, Any, None]] = {}
     if any(m.modbus for m in site.meters) or any(i.modbus for i in site.inverters):
         jobs["modbus"] = run_site_modbus(site, bus, ev_current)
-    if site.demand_response is not None:
+    if ven is not None:
+        jobs["openadr"] = ven.run()
+    elif site.demand_response is not None:
         from evsite.grid.openadr import Ven
 
         jobs["openadr"] = Ven(site, bus, ev_power_w=ev_power_w).run()
@@ -56,9 +62,14 @@ async def run_integrations(
     commands: CommandSink,
     ev_current: EvCurrent | None = None,
     ev_power_w: Callable[[], float | None] = lambda: None,
+    ven: Ven | None = None,
 ) -> None:
-    """Run the configured adapters until cancelled; one adapter failing does not stop the others."""
-    jobs = integration_jobs(site, bus, state=state, commands=commands, ev_current=ev_current, ev_power_w=ev_power_w)
+    """Run the configured adapters until cancelled; one adapter failing does not stop the others.
+
+    Pass `ven` to keep a handle on the OpenADR client (the API lists its events and opts out)."""
+    jobs = integration_jobs(
+        site, bus, state=state, commands=commands, ev_current=ev_current, ev_power_w=ev_power_w, ven=ven
+    )
 
     async def guarded(name: str, job: Coroutine[Any, Any, None]) -> None:
         try:

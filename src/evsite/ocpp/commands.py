@@ -1,4 +1,4 @@
-"""CLI: `evsite serve` (the OCPP central system), `evsite certs`, `evsite hash-password`."""
+"""CLI: `evsite serve` (the site controller), `evsite certs`, `evsite hash-password`."""
 
 from __future__ import annotations
 
@@ -44,18 +44,32 @@ def serve(
     lift_lease: Annotated[
         float, typer.Option(help="Seconds a lift of the fail-safe cap lasts without renewal (0 disables lifts).")
     ] = 120.0,
+    api_host: Annotated[str, typer.Option(help="Address the REST API and dashboard bind.")] = "127.0.0.1",
+    api_port: Annotated[int, typer.Option(help="Port of the REST API and dashboard (0: no API).")] = 8000,
+    policy: Annotated[
+        str | None, typer.Option(help="Load-sharing policy (fair, mpc) [default: the site's control.policy].")
+    ] = None,
+    integrations: Annotated[
+        bool, typer.Option(help="Run the site's Modbus, OpenADR, BACnet and MQTT integrations.")
+    ] = True,
+    api_token: Annotated[
+        bool, typer.Option(help="Create an admin API token at start and print it (first set-up).")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
-    """Run the OCPP 1.6J central system for a site (chargers connect to ws://HOST:PORT/ocpp/{id})."""
+    """Run the site controller: OCPP 1.6J central system, load manager, REST API and dashboard, integrations.
+
+    Chargers connect to ws://OCPP_HOST:OCPP_PORT/ocpp/{charge point id}; the dashboard is at
+    http://API_HOST:API_PORT/dashboard/ and the API's OpenAPI description at /docs."""
     import asyncio
     import logging
     import signal
+    import time
 
     from evsite.cli import load_or_exit
     from evsite.ocpp import certs as pki
-    from evsite.ocpp.server import CentralSystem, ServerSettings
+    from evsite.ocpp.server import ServerSettings
     from evsite.store.db import default_url
-    from evsite.store.ocpp import OcppStore
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -83,24 +97,45 @@ def serve(
     )
 
     async def run() -> None:
-        url = db or default_url(site_file)
+        from evsite.api.tokens import Role, TokenStore
+        from evsite.runtime.stack import StackOptions, running_site
+
+        options = StackOptions(
+            site=site,
+            db_url=db or default_url(site_file),
+            ocpp=settings,
+            api_host=api_host,
+            api_port=api_port or None,
+            policy=policy,
+            integrations=integrations,
+        )
+        stack = running_site(options)
         try:
-            store = await OcppStore.open(url)
-        except Exception as exc:  # unreachable server, bad path, wrong credentials…
-            typer.echo(f"cannot open the database {url}: {exc.__class__.__name__}: {exc}", err=True)
+            running = await stack.__aenter__()
+        except OSError as exc:  # port in use, unreachable database server…
+            typer.echo(f"cannot start: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except Exception as exc:  # bad database URL or credentials
+            typer.echo(f"cannot open the database {options.db_url}: {exc.__class__.__name__}: {exc}", err=True)
             typer.echo("(SQLite URLs: sqlite+aiosqlite:///relative.db or sqlite+aiosqlite:////absolute.db)", err=True)
             raise typer.Exit(2) from None
-        cs = CentralSystem(store, site, settings=settings)
         try:
-            await cs.start()
             scheme = "wss" if ssl_context else "ws"
-            typer.echo(f"OCPP 1.6J central system for {site.name}: {scheme}://{ocpp_host}:{cs.port}/ocpp/{{id}}")
+            port = running.central.port
+            typer.echo(f"evsite serving {site.name}")
+            typer.echo(f"  OCPP 1.6J: {scheme}://{ocpp_host}:{port}/ocpp/{{charge point id}}")
+            if running.api_url:
+                typer.echo(f"  dashboard: {running.api_url}/dashboard/   API: {running.api_url}/docs")
+                if api_token and running.runtime.db is not None:
+                    token = await TokenStore(running.runtime.db).create(f"admin-{int(time.time())}", Role.ADMIN)
+                    typer.echo(f"  admin API token (shown once): {token}")
+            typer.echo("  running: " + ", ".join(k for k, v in sorted(running.runtime.parts.items()) if v))
             stop = asyncio.Event()
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             await stop.wait()  # SIGTERM or Ctrl-C: close connections, finish queued writes, exit
         finally:
-            await cs.stop()
-            await store.close()
+            await stack.__aexit__(None, None, None)
 
     with contextlib.suppress(KeyboardInterrupt):
         run_event_loop(run())

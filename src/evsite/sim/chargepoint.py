@@ -663,12 +663,19 @@ class SimChargePoint:
         self._enqueue(_Outgoing(build, transactional and tx is not None, action="MeterValues"))
 
     async def _sampler(self) -> None:
-        """Sampled MeterValues for running transactions every MeterValueSampleInterval seconds."""
+        """Sampled MeterValues for running transactions every MeterValueSampleInterval seconds.
+
+        The interval is re-read every half second, so a ChangeConfiguration takes effect at once
+        rather than after the old (possibly long) interval has run out.
+        """
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
+            await asyncio.sleep(0.5)
             interval = self.config.int("MeterValueSampleInterval")
-            await asyncio.sleep(interval if interval > 0 else 1.0)
-            if interval <= 0:
+            if interval <= 0 or loop.time() - last < interval:
                 continue
+            last = loop.time()
             for connector in self.connectors.values():
                 if connector.tx is not None:
                     self._send_meter_values(connector, "Sample.Periodic", True)

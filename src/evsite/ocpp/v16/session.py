@@ -21,6 +21,7 @@ from evsite.ocpp import profiles
 from evsite.ocpp.connection import RpcConnection
 from evsite.ocpp.errors import CallErrorReceived, CallTimeout, NotConnected, OcppError
 from evsite.runtime.events import ConnectorStatus, MeterSample, SetpointResult, TransactionEvent, utcnow
+from evsite.site.model import Control
 
 if TYPE_CHECKING:
     from evsite.ocpp.server import CentralSystem
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENERGY = "Energy.Active.Import.Register"
+SAMPLED_MEASURANDS = (ENERGY, "Current.Import", "Power.Active.Import", "Current.Offered")
+"""What evsite asks chargers to sample: billing needs the register, the load manager current per phase."""
 
 
 def iso(at: datetime) -> str:
@@ -303,6 +306,7 @@ class ChargePointSession:
         except (CallErrorReceived, CallTimeout, OcppError) as exc:
             log.warning("%s: GetConfiguration failed (%s); assuming default smart-charging limits", self.cp_id, exc)
             config = {}
+        await self.configure_metering(config)
         self.caps = profiles.SmartChargingCaps.from_configuration(config)
         if self.caps.supported:
             self.failsafe_limit_a = self.cs.failsafe_limit(self.cp_id)
@@ -320,6 +324,29 @@ class ChargePointSession:
                     log.error("%s: refuses every fail-safe profile; it is not protected offline", self.cp_id)
             await self.renew()
         self.setup_done.set()
+
+    async def configure_metering(self, config: dict[str, str | None]) -> None:
+        """Ask for the samples the load manager and billing need, at the site's interval.
+
+        Without this a charger keeps its factory interval (often 0 = never), and the load manager
+        would have to assume every connector draws its full setpoint. A refusal is logged, not fatal.
+        """
+        control = self.cs.site.control if self.cs.site is not None else Control()
+        wanted = {"MeterValueSampleInterval": str(control.meter_value_interval_s)}
+        sampled = config.get("MeterValuesSampledData")
+        if sampled is not None:
+            have = {m.strip() for m in sampled.split(",") if m.strip()}
+            if not set(SAMPLED_MEASURANDS) <= have:
+                wanted["MeterValuesSampledData"] = ",".join(dict.fromkeys([*SAMPLED_MEASURANDS, *sorted(have)]))
+        for key, value in wanted.items():
+            if config.get(key) == value:
+                continue
+            try:
+                status = await self.change_configuration(key, value)
+            except (CallErrorReceived, CallTimeout, OcppError) as exc:
+                status = f"failed ({exc})"
+            if status not in ("Accepted", "RebootRequired"):
+                log.warning("%s: ChangeConfiguration %s=%s: %s", self.cp_id, key, value, status)
 
     async def renew(self) -> None:
         """Keep the leases that lift the fail-safe, but only while the load manager is alive.

@@ -1,0 +1,324 @@
+"""The whole site controller in one asyncio process: what `evsite serve` runs and `evsite demo` wraps.
+
+Order matters for safety: the store opens first (nothing is acknowledged before it can be stored),
+then the OCPP server (it installs fail-safe profiles as chargers boot), then the load manager, then
+the API and the grid/building integrations. Shutdown runs in reverse, so the chargers are the last
+to lose their controller and fall back to their fail-safe caps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from evsite.runtime.events import EventBus
+from evsite.site.model import Site
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from evsite.api.live import LiveState
+    from evsite.api.runtime import DrEvent as ApiDrEvent
+    from evsite.api.runtime import SiteRuntime
+    from evsite.control.loop import ControlLoop
+    from evsite.grid.openadr import Ven
+    from evsite.ocpp.server import CentralSystem, ServerSettings
+    from evsite.store.ocpp import OcppStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StackOptions:
+    """What to run. `api_port=None` runs without the API; `integrations=False` skips Modbus/OpenADR/BMS."""
+
+    site: Site
+    db_url: str
+    ocpp: ServerSettings
+    api_host: str = "127.0.0.1"
+    api_port: int | None = 8000
+    policy: str | None = None
+    integrations: bool = True
+    sqlite_synchronous: str = "FULL"
+    id_tags: list[dict[str, Any]] = field(default_factory=list)
+    """Extra id tags to register before the first charger connects (the demo's simulated drivers)."""
+
+
+@dataclass
+class RunningSite:
+    """Handles on the running parts, for the CLI, the demo and tests."""
+
+    options: StackOptions
+    bus: EventBus
+    store: OcppStore
+    central: CentralSystem
+    control: ControlLoop
+    runtime: SiteRuntime
+    app: FastAPI | None = None
+    ven: Ven | None = None
+
+    @property
+    def api_url(self) -> str | None:
+        if self.options.api_port is None:
+            return None
+        return f"http://{self.options.api_host}:{self.options.api_port}"
+
+    @property
+    def live(self) -> LiveState | None:
+        return None if self.app is None else self.app.state.live
+
+
+class EmbeddedApiServer:
+    """uvicorn serving in the caller's event loop, without taking over Ctrl-C (the caller owns it)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        self.server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve(), name="api-server")
+        async with asyncio.timeout(15):
+            while not self.server.started:
+                if self.task.done():
+                    self.task.result()
+                    raise RuntimeError("the API server stopped during start-up (is the port in use?)")
+                await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self.task, 10)
+
+
+class VenDemandResponse:
+    """The API's `DemandResponse` view of the OpenADR VEN (events list, operator opt-out)."""
+
+    def __init__(self, ven: Ven) -> None:
+        self.ven = ven
+
+    def events(self) -> list[ApiDrEvent]:
+        from evsite.api.runtime import DrEvent as ApiDrEvent
+        from evsite.bms.state import line_amps
+
+        now = datetime.now(UTC)
+        out = []
+        for e in self.ven.events.values():
+            if e.cancelled:
+                status = "cancelled"
+            elif now >= e.effective_end + e.recovery:
+                status = "completed"
+            elif now >= e.effective_start - e.ramp_up:
+                status = "active"
+            else:
+                status = "near" if (e.effective_start - now).total_seconds() < 3600 else "far"
+            cap = self.ven.mapper.cap_at(e, max(now, e.effective_start))
+            payload = e.payload_at(max(now, e.effective_start))
+            signal = e.signal_name if payload is None else f"{e.signal_name} {payload:g}"
+            limit = None if cap is None else round(line_amps(self.ven.site, cap), 1)
+            out.append(ApiDrEvent(e.event_id, e.effective_start, e.effective_end, status, e.opt, signal, limit))
+        return out
+
+    async def set_opt(self, event_id: str, opt: Literal["optIn", "optOut"]) -> bool:
+        if event_id not in self.ven.events:
+            return False
+        if opt == "optOut":
+            await self.ven.opt_out(event_id)
+        else:
+            self.ven.overrides[event_id] = "optIn"
+            self.ven.events[event_id].opt = "optIn"
+            self.ven.tick()
+        return True
+
+
+def ev_current_source(control: ControlLoop) -> Any:
+    """`node → EV current per line now measured through it`, so a site meter's reading minus this is the building."""
+    from evsite.control.tree import LINES
+
+    controller = control.controller
+
+    def ev_current(node: str) -> dict[str, float] | None:
+        n = controller.tree.node_index.get(node)
+        if n is None:
+            return None
+        per_line = controller.tree.node_load_lines(controller.measured)[n]
+        return {name: float(per_line[k]) for k, name in enumerate(LINES)}
+
+    return ev_current
+
+
+def _attach_reports(runtime: SiteRuntime, store: OcppStore) -> None:
+    """Design-check report, one-line diagram and billing statements for the API."""
+    from evsite.code.check import check_site
+    from evsite.code.oneline import render_svg
+    from evsite.code.report import render_html, render_json
+    from evsite.metering.repository import bill_month
+
+    def design_report(site: Site, fmt: Literal["json", "html"]) -> str:
+        report = check_site(site)
+        return render_html(report, render_svg(site)) if fmt == "html" else render_json(report)
+
+    async def statements(site: Site, month: str) -> Any:
+        result = await bill_month(store.engine, site, month)
+        return result.run.to_dict()
+
+    runtime.design_report = design_report
+    runtime.oneline_svg = render_svg
+    runtime.statements = statements
+
+
+@contextlib.asynccontextmanager
+async def running_site(options: StackOptions) -> AsyncIterator[RunningSite]:
+    """Start the controller's parts in a safe order, yield them, and stop them in reverse order."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from evsite.api.adapters import ControlLoopState, OcppActions
+    from evsite.api.runtime import SiteRuntime
+    from evsite.control.loop import ControlLoop
+    from evsite.ocpp.server import CentralSystem
+    from evsite.store.ocpp import OcppStore
+
+    site = options.site
+    bus = EventBus()
+    parts: dict[str, bool] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        store = await OcppStore.open(options.db_url, synchronous=options.sqlite_synchronous)
+        stack.push_async_callback(store.close)
+        if options.id_tags:
+            await store.upsert_id_tags(options.id_tags)
+        central = CentralSystem(store, site, bus=bus, settings=options.ocpp)
+        await central.start()
+        stack.push_async_callback(central.stop)
+        parts["ocpp"] = True
+
+        control = ControlLoop(site, bus, central, options.policy)
+        await control.start()
+        stack.push_async_callback(control.stop)
+        parts["control"] = True
+
+        runtime = SiteRuntime(
+            site=site,
+            bus=bus,
+            commands=central,
+            actions=OcppActions(central),
+            db=async_sessionmaker(store.engine, expire_on_commit=False),
+            control=ControlLoopState(control),
+            parts=parts,
+        )
+        _attach_reports(runtime, store)
+        running = RunningSite(options, bus, store, central, control, runtime)
+
+        if options.api_port is not None:
+            from evsite.api.app import create_app
+
+            running.app = create_app(runtime)
+            server = EmbeddedApiServer(running.app, options.api_host, options.api_port)
+            await server.start()
+            stack.push_async_callback(server.stop)
+            parts["api"] = True
+
+        if options.integrations:
+            await _start_integrations(stack, running)
+        yield running
+
+
+async def _start_integrations(stack: contextlib.AsyncExitStack, running: RunningSite) -> None:
+    """Modbus meters/PV, the OpenADR VEN and the building bridges the site configures, as one task."""
+    from evsite.bms.state import BusCommands
+    from evsite.grid.integrations import run_integrations
+
+    site, runtime = running.options.site, running.runtime
+    ven = None
+    if site.demand_response is not None:
+        from evsite.grid.openadr import Ven
+
+        ven = Ven(site, running.bus, ev_power_w=lambda: _ev_power_w(running))
+        # openleadr logs every poll and report at INFO; keep its chatter out of an operator's console.
+        logging.getLogger("openleadr").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
+        running.ven = ven
+        runtime.demand_response = VenDemandResponse(ven)
+    task = asyncio.create_task(
+        run_integrations(
+            site,
+            running.bus,
+            state=lambda: _bms_state(running),
+            commands=BusCommands(site, running.bus),
+            ev_current=ev_current_source(running.control),
+            ven=ven,
+        ),
+        name="integrations",
+    )
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    stack.push_async_callback(stop)
+    for name in ("modbus", "openadr", "mqtt", "bacnet"):
+        configured = {
+            "modbus": any(m.modbus for m in site.meters) or any(i.modbus for i in site.inverters),
+            "openadr": site.demand_response is not None,
+            "mqtt": site.integrations.mqtt is not None,
+            "bacnet": site.integrations.bacnet is not None,
+        }[name]
+        if configured:
+            runtime.parts[name] = True
+
+
+def _ev_power_w(running: RunningSite) -> float | None:
+    """The EV load the VEN reports to the utility: the sum of the chargers' last power samples."""
+    live = running.live
+    if live is None:
+        return None
+    return sum(c.power_w or 0.0 for c in live.connectors.values())
+
+
+def _bms_state(running: RunningSite) -> Any:
+    """What the BACnet and MQTT bridges publish, from the live state and the load manager."""
+    from evsite.bms.state import ChargerState, SiteState
+
+    live = running.live
+    control = running.control.snapshot()
+    setpoints = {(c["charge_point_id"], c["connector_id"]): c["setpoint_a"] for c in control["connectors"]}
+    service = next((n for n in control["nodes"] if n["kind"] == "service"), None)
+    site_current = {line: v["measured_a"] for line, v in service["lines"].items()} if service else {}
+    chargers = []
+    for evse in running.options.site.evse:
+        keys = [(evse.id, c.id) for c in evse.connectors]
+        conns = [live.connectors.get(k) for k in keys] if live else []
+        online = bool(live and live.connected.get(evse.id))
+        status = next((c.status for c in conns if c and c.status), None) if online else "Unavailable"
+        chargers.append(
+            ChargerState(
+                id=evse.id,
+                status=status or "Unknown",
+                power_w=sum((c.power_w or 0.0) for c in conns if c),
+                current_a=max((max(c.current_a.values(), default=0.0) for c in conns if c), default=0.0),
+                energy_wh=max((c.energy_wh for c in conns if c and c.energy_wh is not None), default=None),
+                session_active=any(c and c.transaction_id is not None for c in conns),
+                limit_a=max((setpoints.get(k, 0.0) for k in keys), default=None),
+                max_current_a=evse.max_current_a,
+            )
+        )
+    dr = running.ven.cap_kw(datetime.now(UTC))[0] if running.ven else None
+    return SiteState(
+        ev_power_w=_ev_power_w(running) or 0.0,
+        current_a=site_current,
+        sessions=sum(1 for c in chargers if c.session_active),
+        dr_active=dr is not None,
+        ev_limit_kw=dr,
+        chargers=tuple(chargers),
+    )
