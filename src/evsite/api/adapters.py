@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from evsite.api.runtime import AvailabilityKind, NodeLine, ResetKind, TriggerKind
@@ -71,3 +73,35 @@ class ControlLoopState:
     def cycle_time_s(self) -> float | None:
         times = self.loop.cycle_times_s
         return times[-1] if times else None
+
+
+def priority_weight(priority: int) -> float:
+    """Priority class → sharing weight: class 1 (the default) is 1, each class above doubles it, class 0 halves it."""
+    return float(2.0 ** (priority - 1))
+
+
+class ControlLoopPlanner:
+    """The API's `SessionPlanner` over the load manager: priority classes and departure/energy requests.
+
+    A request applies to the session now on the connector; the controller forgets it when the EV leaves.
+    """
+
+    def __init__(self, loop: ControlLoop) -> None:
+        self.loop = loop
+
+    def _port(self, charge_point_id: str, connector_id: int) -> int:
+        p = self.loop.controller.port(charge_point_id, connector_id)
+        if p is None:
+            raise KeyError(f"{charge_point_id}/{connector_id} is not a port of this site")
+        return p
+
+    def set_priority(self, charge_point_id: str, connector_id: int, priority: int) -> None:
+        self.loop.controller.weight[self._port(charge_point_id, connector_id)] = priority_weight(priority)
+
+    def set_request(
+        self, charge_point_id: str, connector_id: int, departure: datetime | None, energy_wh: float | None
+    ) -> None:
+        p = self._port(charge_point_id, connector_id)
+        needs = self.loop.controller.needs
+        needs.departure_s[p] = departure.timestamp() if departure is not None else math.nan
+        needs.requested_wh[p] = energy_wh if energy_wh is not None else math.nan

@@ -184,7 +184,7 @@ async def running_site(options: StackOptions) -> AsyncIterator[RunningSite]:
     """Start the controller's parts in a safe order, yield them, and stop them in reverse order."""
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
-    from evsite.api.adapters import ControlLoopState, OcppActions
+    from evsite.api.adapters import ControlLoopPlanner, ControlLoopState, OcppActions
     from evsite.api.runtime import SiteRuntime
     from evsite.control.loop import ControlLoop
     from evsite.ocpp.server import CentralSystem
@@ -215,6 +215,7 @@ async def running_site(options: StackOptions) -> AsyncIterator[RunningSite]:
             actions=OcppActions(central),
             db=async_sessionmaker(store.engine, expire_on_commit=False),
             control=ControlLoopState(control),
+            planner=ControlLoopPlanner(control),
             parts=parts,
         )
         _attach_reports(runtime, store)
