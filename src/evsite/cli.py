@@ -187,6 +187,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "evsite.code.commands",
     "evsite.api.commands",
     "evsite.ocpp.commands",
+    "evsite.ocpp.client_commands",
     "evsite.control.commands",
     "evsite.metering.commands",
 )

@@ -1,4 +1,5 @@
-"""`evsite serve` runs the whole controller in one process: OCPP, load manager, API, dashboard.
+"""`evsite serve` runs the whole controller in one process: OCPP, load manager, API, dashboard;
+`evsite ocpp …` drives its chargers through that API.
 
 Started as a real subprocess, reached over real sockets: a charger built on the `ocpp` package
 (an independent implementation) boots and is then visible through the REST API, the design-check
@@ -39,6 +40,17 @@ async def wait_for_line(proc: subprocess.Popen[str], pattern: str, timeout: floa
     raise AssertionError(f"no line matching {pattern!r}; the server printed: {''.join(seen)}")
 
 
+async def evsite_cli(*args: str, ok: int = 0) -> str:
+    """Run `evsite ARGS` without blocking this event loop (the charger above must keep answering)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from evsite.cli import app; app()", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == ok, out.decode()
+    return out.decode()
+
+
 async def test_serve_runs_ocpp_control_and_api_in_one_process(tmp_path: Path) -> None:
     ocpp_port, api_port = free_port(), free_port()
     args = [
@@ -72,10 +84,23 @@ async def test_serve_runs_ocpp_control_and_api_in_one_process(tmp_path: Path) ->
                     await asyncio.sleep(0.1)
                 assert charger["connected"] is True
                 report = await api.get("/api/v1/site/design-check", params={"format": "json"})
-                assert report.status_code == 200 and report.json()["edition"] == "NEC 2023" and report.json()["elements"]
+                assert (
+                    report.status_code == 200 and report.json()["edition"] == "NEC 2023" and report.json()["elements"]
+                )
                 svg = await api.get("/api/v1/site/oneline.svg")
                 assert svg.status_code == 200 and svg.text.lstrip().startswith("<svg")
                 assert (await api.get("/api/v1/chargers", headers={"Authorization": "Bearer wrong"})).status_code == 401
+            # `evsite ocpp …` reaches the same charger through the API of the running server.
+            listed = await evsite_cli("ocpp", "chargers", "--api", f"http://127.0.0.1:{api_port}", "--token", token)
+            assert re.search(r"HOME-EV1\s+online", listed), listed
+            answer = await evsite_cli(
+                "ocpp", "trigger", "HOME-EV1", "Heartbeat", "--api", f"http://127.0.0.1:{api_port}", "--token", token
+            )
+            assert "TriggerMessage → Accepted" in answer and cp.triggered == ["Heartbeat"]
+            refused = await evsite_cli(
+                "ocpp", "chargers", "--api", f"http://127.0.0.1:{api_port}", "--token", "x", ok=1
+            )
+            assert "401" in refused
             for _ in range(50):  # the server read the charger's configuration and installed its fail-safe cap
                 if cp.profiles:
                     break
