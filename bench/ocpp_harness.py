@@ -108,13 +108,14 @@ async def serve_baseline(port: int, db: Path) -> None:
     from ocpp.routing import on
     from ocpp.v16 import ChargePoint, call_result
     from ocpp.v16.enums import Action, RegistrationStatus
-    from sqlalchemy import insert
     from websockets.asyncio.server import serve
 
-    from evsite.store.ocpp import METER_VALUES, OcppStore
+    from evsite.store.ocpp import OcppStore
+    from evsite.store.samples import SampleWriter
 
     store = await OcppStore.open(f"sqlite+aiosqlite:///{db}")  # same schema and SQLite settings
     engine = store.engine
+    samples = SampleWriter()  # the same compact sample tables, one transaction per message
 
     class BaselineCentralSystem(ChargePoint):
         @on(Action.boot_notification)
@@ -152,7 +153,8 @@ async def serve_baseline(port: int, db: Path) -> None:
                         }
                     )
             async with engine.begin() as conn:
-                await conn.execute(insert(METER_VALUES), rows)
+                new = await conn.run_sync(lambda sync: samples.write(sync, rows))
+            samples.remember(new)
             return call_result.MeterValues()
 
     async def handler(ws: Any) -> None:

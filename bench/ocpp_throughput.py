@@ -86,7 +86,9 @@ def run(kind: str, chargers: int, seconds: float, workdir: Path) -> dict[str, An
         server.terminate()
         server.wait(10)
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT COUNT(*) FROM ocpp_meter_values").fetchone()[0]
+        rows = conn.execute(  # sampled values stored (each sample row holds its layout's count)
+            "SELECT COALESCE(SUM(l.size), 0) FROM ocpp_samples s JOIN ocpp_sample_layouts l ON l.id = s.layout_id"
+        ).fetchone()[0]
     result["rows_stored"] = rows
     result["rows_expected"] = 3 * result["messages_total"]
     return result

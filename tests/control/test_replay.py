@@ -73,8 +73,8 @@ def test_offline_optimum_of_two_sessions_by_hand() -> None:
         tree, [0.0, 0.0], [7200.0, 7200.0], [10_000.0, 30_000.0], [48.0, 48.0], [0, 3], np.array(volts)
     )
     assert got[0] == pytest.approx(10_000.0, rel=1e-6)
-    # The second can take 48 A for the whole steps inside its stay: 23 whole 5-min steps × 48 A × 208 V.
-    assert got[1] == pytest.approx(23 * 300 / 3600 * 48 * 208, rel=1e-6)
+    # The second can take 48 A for the whole steps inside its stay: 7200 s = 24 whole 5-min steps × 48 A × 208 V.
+    assert got[1] == pytest.approx(24 * 300 / 3600 * 48 * 208, rel=1e-6)
 
 
 def test_cli_replay_json_and_errors(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_cli_replay_json_and_errors(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["replay", str(site), "--sessions", str(sessions)])
     assert bad.exit_code == 2 and "unknown field(s) colour" in bad.output
     sessions.write_text(json.dumps([{"evse": "HOME-EV1", "arrival_s": 0, "departure_s": 7200, "energy_wh": 5000}]))
-    ok = runner.invoke(app, ["replay", str(site), "--sessions", str(sessions), "--json"])
+    ok = runner.invoke(app, ["replay", str(site), "--sessions", str(sessions), "--json", "--no-db"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["sessions_fully_served"] == 1
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evsite.metering.sessions import Reading, Session, TransactionRecord, build_session
 from evsite.site import Site, load_site
 from evsite.site.model import Tariff
+from evsite.store.samples import SampleWriter, read_values
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "evsite" / "examples" / "multifamily-30.yaml"
 MAX_W = 40 * 208.0  # a 40 A charger on 208 V
@@ -44,3 +49,13 @@ def session(
     )
     readings = [Reading(utc(t), Decimal(wh)) for t, wh in middle]
     return build_session(record, readings, MAX_W, gap_s=gap_s)
+
+
+async def store_samples(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store sampled-value rows the way the OCPP server does (compact sample tables), in conn's transaction."""
+    await conn.run_sync(lambda sync: SampleWriter().write(sync, rows))
+
+
+async def stored_values(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Every stored sampled value, decoded, in arrival order."""
+    return await conn.run_sync(lambda sync: read_values(sync))

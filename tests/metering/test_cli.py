@@ -19,7 +19,9 @@ from evsite.metering.month import write_month
 from evsite.metering.tables import SubmeterReading
 from evsite.site import dump_site
 from evsite.store.db import create_engine
-from evsite.store.models import MeterValue, Transaction
+from evsite.store.models import Transaction
+from evsite.store.samples import value_count
+from tests.metering.helpers import store_samples
 from tests.metering.test_ocmf import PAYLOAD, sign
 from tests.metering.test_store import small_site
 
@@ -50,6 +52,19 @@ def count(url: str, stmt: object) -> int:
             value = (await conn.execute(stmt)).scalar_one()  # type: ignore[call-overload]
         await engine.dispose()
         return int(value)
+
+    return asyncio.run(run())
+
+
+def values(url: str) -> int:
+    """Sampled values stored (each compact sample row holds its layout's number of values)."""
+
+    async def run() -> int:
+        engine = create_engine(url)
+        async with engine.connect() as conn:
+            n = await conn.run_sync(value_count)
+        await engine.dispose()
+        return n
 
     return asyncio.run(run())
 
@@ -133,9 +148,7 @@ def test_readings_export_has_every_stored_reading(generated: tuple[Path, str], t
     assert result.exit_code == 0, result.output
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
-    stored = count(url, select(func.count()).select_from(MeterValue)) + count(
-        url, select(func.count()).select_from(SubmeterReading)
-    )
+    stored = values(url) + count(url, select(func.count()).select_from(SubmeterReading))
     assert len(rows) == stored
     assert {r["source"] for r in rows} == {"ocpp", "submeter"}
 
@@ -165,12 +178,15 @@ def test_signed_meter_values_are_verified_from_the_store(tmp_path: Path) -> None
                         received_at=stop,
                     )
                 )  # fmt: skip
-                await conn.execute(
-                    insert(MeterValue).values(
-                        charger_id=charger, connector_id=1, transaction_id=tx_id, timestamp=stop,
-                        measurand="Energy.Active.Import.Register", context="Transaction.End", format="SignedData",
-                        value=text,
-                    )
+                await store_samples(
+                    conn,
+                    [
+                        {
+                            "charger_id": charger, "connector_id": 1, "transaction_id": tx_id, "timestamp": stop,
+                            "measurand": "Energy.Active.Import.Register", "context": "Transaction.End",
+                            "format": "SignedData", "value": text,
+                        }
+                    ],
                 )  # fmt: skip
         await engine.dispose()
 

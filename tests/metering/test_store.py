@@ -26,8 +26,9 @@ from evsite.metering.repository import add_adjustment, bill_month, close_month
 from evsite.metering.tables import SubmeterReading
 from evsite.site import Site
 from evsite.store.db import create_engine
-from evsite.store.models import MeterValue, Transaction
+from evsite.store.models import Transaction
 from tests.metering.helpers import site as example_site
+from tests.metering.helpers import store_samples, stored_values
 
 LA = ZoneInfo("America/Los_Angeles")
 SMALL = ("MF-P1-01", "MF-P1-02", "MF-P1-07", "MF-P2-01")
@@ -73,15 +74,14 @@ async def stored_series(engine: Any) -> dict[str, list[tuple[datetime, int]]]:
     """Per transaction: start register, every 1-minute energy sample, stop register (from the raw tables)."""
     async with engine.connect() as conn:
         txs = (await conn.execute(select(Transaction.__table__))).all()
-        samples = (
-            await conn.execute(
-                select(MeterValue.transaction_id, MeterValue.timestamp, MeterValue.value)
-                .where(MeterValue.measurand == "Energy.Active.Import.Register")
-                .order_by(MeterValue.timestamp)
-            )
-        ).all()
+        values = await stored_values(conn)
+    samples = sorted(
+        (v["timestamp"], v["transaction_id"], v["value"])
+        for v in values
+        if v["measurand"] == "Energy.Active.Import.Register"
+    )
     by_tx: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    for tx_id, at, value in samples:
+    for at, tx_id, value in samples:
         by_tx[tx_id].append((at, int(value)))
     out = {}
     for tx in txs:
@@ -241,7 +241,7 @@ async def test_orphan_samples_become_a_held_session_not_a_lost_reading(engine: A
         for m in range(3)
     ]
     async with engine.begin() as conn:
-        await conn.execute(insert(MeterValue), rows)
+        await store_samples(conn, rows)
     run = (await bill_month(engine, site, "2026-10")).run
     (orphan,) = run.not_billed
     assert orphan.key == "MF-P1-01#4242" and orphan.energy_wh == 200

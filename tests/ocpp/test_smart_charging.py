@@ -82,9 +82,10 @@ async def test_boot_reads_caps_and_installs_failsafe(cs: CentralSystem) -> None:
             {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Current"},
         ]
     }
-    calls = await _answer_until(client, {"GetConfiguration": [config]}, 2)
-    assert [c[2] for c in calls] == ["GetConfiguration", "SetChargingProfile"]
-    failsafe = calls[1][3]
+    calls = await _answer_until(client, {"GetConfiguration": [config]}, 3)
+    assert [c[2] for c in calls] == ["GetConfiguration", "ChangeConfiguration", "SetChargingProfile"]
+    assert calls[1][3] == {"key": "MeterValueSampleInterval", "value": "10"}  # the site's control setting
+    failsafe = calls[2][3]
     assert failsafe["connectorId"] == 0
     assert failsafe["csChargingProfiles"]["chargingProfilePurpose"] == "ChargePointMaxProfile"
     limit = failsafe["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
@@ -93,6 +94,27 @@ async def test_boot_reads_caps_and_installs_failsafe(cs: CentralSystem) -> None:
         await client.recv(timeout=0.3)
     session = cs.session("WP-07")
     assert session.caps.max_stack_level == 0 and session.caps.rate_units == ("A",)
+
+
+async def test_boot_asks_for_the_samples_the_site_needs_and_only_what_is_missing(cs: CentralSystem) -> None:
+    client = await raw_client(cs, "WP-11")
+    await client.send([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
+    assert (await client.recv())[0] == 3
+    config = {
+        "configurationKey": [
+            {"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "0"},
+            {"key": "MeterValueSampleInterval", "readonly": False, "value": "10"},  # already the site's
+            {"key": "MeterValuesSampledData", "readonly": False, "value": "Energy.Active.Import.Register,SoC"},
+        ]
+    }
+    calls = await _answer_until(client, {"GetConfiguration": [config]}, 2)
+    assert [c[2] for c in calls] == ["GetConfiguration", "ChangeConfiguration"]
+    wanted = calls[1][3]
+    assert wanted["key"] == "MeterValuesSampledData"
+    measurands = wanted["value"].split(",")
+    # What billing and the load manager need is added; what the charger already sampled (SoC) is kept.
+    assert {"Energy.Active.Import.Register", "Current.Import", "Power.Active.Import", "SoC"} <= set(measurands)
+    assert len(measurands) == len(set(measurands))
 
 
 async def test_rejected_tx_profile_falls_back_to_tx_default(cs: CentralSystem) -> None:
@@ -130,8 +152,9 @@ async def test_charger_refusing_charge_point_max_gets_tx_default_failsafe(cs: Ce
     assert (await client.recv())[0] == 3
     config = {"configurationKey": [{"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "2"}]}
     answers = {"GetConfiguration": [config], "SetChargingProfile": [{"status": "Rejected"}, {"status": "Accepted"}]}
-    calls = await _answer_until(client, answers, 3)
-    fallback = calls[2][3]
+    calls = await _answer_until(client, answers, 4)
+    assert calls[1][2] == "ChangeConfiguration"
+    fallback = calls[3][3]
     assert fallback["connectorId"] == 0
     assert fallback["csChargingProfiles"]["chargingProfilePurpose"] == "TxDefaultProfile"
     assert fallback["csChargingProfiles"]["stackLevel"] == 0

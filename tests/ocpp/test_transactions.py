@@ -167,12 +167,12 @@ async def test_reconnect_without_boot_restores_state(cs: CentralSystem) -> None:
         await asyncio.sleep(0.02)
     client = await raw_client(cs, "WP-16")
     actions = []
-    for _ in range(2):  # GetConfiguration and the fail-safe — without any BootNotification
+    for _ in range(3):  # configuration read and set, and the fail-safe — without any BootNotification
         call = await client.recv(timeout=5)
         actions.append(call[2])
         answer = {"configurationKey": []} if call[2] == "GetConfiguration" else {"status": "Accepted"}
         await client.send([3, call[1], answer])
-    assert actions == ["GetConfiguration", "SetChargingProfile"]
+    assert actions == ["GetConfiguration", "ChangeConfiguration", "SetChargingProfile"]
     assert cs.session("WP-16").active_tx == {1: tx}
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Table, Text, select
+from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -66,9 +66,6 @@ class AuditEntry(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-API_TABLES: list[Table] = [ApiToken.__table__, AuditEntry.__table__]  # type: ignore[list-item]
-
-
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -93,8 +90,10 @@ class TokenStore:
 
     @staticmethod
     async def create_tables(engine: AsyncEngine) -> None:
-        async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: Base.metadata.create_all(sync, tables=API_TABLES, checkfirst=True))
+        """Bring the database to the current schema, token tables included (alembic migrations)."""
+        from evsite.store.db import migrate
+
+        await migrate(engine)
 
     async def create(self, name: str, role: Role) -> str:
         """A new token (returned once, in clear); raises TokenNameTaken for a duplicate name."""

@@ -1,10 +1,15 @@
-"""`evsite replay`: run a scenario or a sessions file through the load manager and print metrics."""
+"""`evsite replay`: run a scenario or a sessions file through the load manager and print metrics.
+
+Like a live run, a replay stores its sessions and meter readings in the site's database (SITE.db beside
+the site file, or `--db URL`), so `evsite bill` and the dashboard work on replayed data.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +29,15 @@ def replay(
     policy: Annotated[str, typer.Option(help="fair, mpc, or a baseline: uncontrolled, fcfs, equal.")] = "fair",
     hours: Annotated[float | None, typer.Option(help="Site hours to simulate (default: the scenario's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database to store the replay's sessions and meter readings in "
+            "(default: SITE.db beside the site file; without a site file, nothing is stored).",
+        ),
+    ] = None,
+    no_db: Annotated[bool, typer.Option("--no-db", help="Store nothing; only print the metrics.")] = False,
 ) -> None:
     """Replay days of site time in seconds: modelled EVs, the real controller, safety and service metrics."""
     from rich.console import Console
@@ -73,16 +87,57 @@ def replay(
     if hours is not None:
         run.duration_s = hours * 3600.0
     sim = Replay(run, policy)
+    url = None if no_db else db or (_default_db(site_file) if site_file is not None else None)
+    recorder = _recorder(url, sim, err) if url else None
+    try:
+        if as_json:
+            metrics = sim.run()
+        else:
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task(f"{run.name} / {policy}", total=1.0)
+                metrics = sim.run(lambda frac: bar.update(task, completed=frac))
+    finally:
+        stored = recorder.close() if recorder is not None else None
+    if stored is not None:
+        metrics["stored"] = stored | {"month": _local_month(run.start, run.site.timezone)}
     if as_json:
-        metrics = sim.run()
         typer.echo(json.dumps(metrics, indent=2))
         return
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task(f"{run.name} / {policy}", total=1.0)
-        metrics = sim.run(lambda frac: bar.update(task, completed=frac))
     table = Table(title=f"replay {run.name} — policy {policy}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
-        table.add_row(key, "—" if value is None else str(value))
+        if key != "stored":
+            table.add_row(key, "—" if value is None else str(value))
     Console().print(table)
+    if stored is not None:
+        err.print(
+            f"stored {stored['transactions']} sessions and {stored['meter_samples']} meter samples in "
+            f"{stored['database']} (bill with: evsite bill SITE --month {metrics['stored']['month']})"
+        )
+
+
+def _default_db(site_file: Path) -> str:
+    from evsite.store.db import default_url
+
+    return default_url(site_file)
+
+
+def _recorder(url: str, sim: Any, err: Any) -> Any:
+    """A recorder attached to `sim`, storing through the OCPP store; exit 2 if the database cannot be opened."""
+    from evsite.store.replay import ReplayRecorder
+
+    try:
+        recorder = ReplayRecorder(url)
+    except Exception as exc:  # a bad URL, an unreachable server, a read-only file
+        err.print(f"cannot open the database {url}: {exc}")
+        raise typer.Exit(2) from None
+    recorder.attach(sim)
+    return recorder
+
+
+def _local_month(start: datetime, timezone: str) -> str:
+    """The site-local month a replay starts in: the month to bill."""
+    from zoneinfo import ZoneInfo
+
+    return start.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")

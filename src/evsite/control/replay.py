@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -51,11 +51,27 @@ def _vec(amps: np.ndarray) -> dict[str, float]:
     return {name: float(a) for name, a in zip(LINES, amps, strict=True)}
 
 
+class Recorder(Protocol):
+    """Gets what the site's chargers would report, to store a replay like a live run (`evsite.store.replay`)."""
+
+    def plugged(self, port: int, session: Session, t: float) -> None: ...
+    def sample(self, t: float, per_line: np.ndarray, delivered_wh: np.ndarray, present: np.ndarray) -> None: ...
+    def unplugged(self, port: int, t: float, delivered_wh: float) -> None: ...
+
+
 class Replay:
     """Run one scenario under one policy and return its metrics."""
 
-    def __init__(self, scenario: Scenario, policy: str = "fair", *, cycle_s: float | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        policy: str = "fair",
+        *,
+        cycle_s: float | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.scenario = scenario
+        self.recorder = recorder
         self.policy_name = policy
         self.site = scenario.site
         self.tree = build_tree(self.site)
@@ -161,6 +177,8 @@ class Replay:
                 else:
                     mask[p, list(port.lines)] = 1.0
                 active[p] = _Active(s, p)
+                if self.recorder is not None:
+                    self.recorder.plugged(p, s, t)
                 self.ctrl.needs.requested_wh[p] = s.energy_wh
                 self.ctrl.needs.departure_s[p] = s.departure_s
                 self._status(p, "Preparing", t)
@@ -181,6 +199,8 @@ class Replay:
             for p in [p for p, a in active.items() if a.session.departure_s <= t]:
                 a = active.pop(p)
                 a.delivered_wh = delivered[p]
+                if self.recorder is not None:
+                    self.recorder.unplugged(p, t, float(delivered[p]))
                 finished.append(a)
                 present[p] = False
                 current[p] = nxt[p] = 0.0
@@ -299,6 +319,8 @@ class Replay:
                 next_sample = t + self.meter_s
                 per_line = current[:, None] * mask
                 self.ctrl.ingest_samples(per_line, delivered, t, np.flatnonzero(present))
+                if self.recorder is not None:
+                    self.recorder.sample(t, per_line, delivered, np.flatnonzero(present))
             # ---- ground truth: every node and line against its real limit
             per_line = current[:, None] * mask
             load = np.bincount(rows, weights=per_line[cols, rows % 3], minlength=tree.n_nodes * 3)

@@ -3,8 +3,8 @@
 Residents plug in mostly in the evening (a few during the day), need 6–28 kWh, and leave some time after
 their car is full (a fifth of them the next morning). Each EV panel shares its EMS setpoint fairly among
 the cars charging on it every minute, never above the setpoint. Every plugged-in minute the charger
-reports its energy register, power, per-line current and voltage (1-minute MeterValues), exactly the rows
-the OCPP store keeps. Built in for the tests and the demo:
+reports its energy register, power, per-line current and voltage (1-minute MeterValues), stored through
+the same compact sample writer as the OCPP server's. Built in for the tests and the demo:
 
 - sessions that cross the 16:00 and 21:00 TOU boundaries (they happen by themselves);
 - a session from 22:30 on the last evening of the month to after 01:00 on the first of the next month;
@@ -32,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from evsite.metering.billing import BillingPeriod
 from evsite.metering.tables import SubmeterReading, ensure_tables
 from evsite.site.model import Evse, MeterRole, Site
-from evsite.store.models import MeterValue, Transaction
+from evsite.store.models import Transaction
+from evsite.store.samples import Ids, SampleWriter
 
 SCENARIO = "multifamily-month"
 DEFAULT_SEED = 7
@@ -185,6 +186,13 @@ async def _simulate(
     feeder_of = {p.id: p.fed_by for p in site.panels}
     sub_register: dict[str, float] = {m.id: 10_000.0 for m in panel_meters.values()}
     meter_rows: list[dict[str, Any]] = []
+    writer, ids = SampleWriter(), Ids()
+
+    async def flush() -> None:
+        rows = list(meter_rows)
+        meter_rows.clear()
+        await conn.run_sync(lambda sync: writer.write(sync, rows, ids))
+
     sub_rows: list[dict[str, Any]] = []
     tx_count = sample_rows = 0
     energy_total = 0.0
@@ -260,13 +268,12 @@ async def _simulate(
                 }
             )
         if len(meter_rows) >= 50_000:
-            await conn.execute(insert(MeterValue), meter_rows)
-            meter_rows.clear()
+            await flush()
         t = now
         if t >= period.end and all(ch.active is None for ch in chargers):
             break
     if meter_rows:
-        await conn.execute(insert(MeterValue), meter_rows)
+        await flush()
     for i in range(0, len(sub_rows), 50_000):
         await conn.execute(insert(SubmeterReading), sub_rows[i : i + 50_000])
     return tx_count, sample_rows, len(sub_rows), energy_total
@@ -310,8 +317,6 @@ def _samples(
     rows += [
         base | {"measurand": "Current.Import", "phase": line, "unit": "A", "value": f"{amps:.1f}"} for line in ch.lines
     ]
-    for row in rows:
-        row["value_num"] = float(str(row["value"]))
     return rows
 
 
@@ -348,7 +353,7 @@ def _summary(
 
 
 def generate_month(site: Site, url: str, month: str = "2026-10", seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """Synchronous entry point for `evsite replay --scenario multifamily-month` (opens and closes its engine)."""
+    """Synchronous `write_month` that opens and closes its own engine (scripts, demos)."""
     from evsite.store.db import create_engine
 
     async def run() -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Billing tables: submeter readings, closed periods, adjustments and the run log.
 
 Charger sessions and their samples live in the OCPP store's tables (`ocpp_transactions`,
-`ocpp_meter_values`); these tables hold only what billing adds. Rows here are append-only: a closed
-period keeps the exact JSON it was closed with and its SHA-256, and a correction is a new adjustment row.
+`ocpp_samples`); these tables hold only what billing adds, and like every table they are created by
+the store's alembic migrations. Rows here are append-only: a closed period keeps the exact JSON it was
+closed with and its SHA-256, and a correction is a new adjustment row.
 """
 
 from __future__ import annotations
@@ -75,16 +76,8 @@ class BillingRunRow(Base):
     matches_closed: Mapped[bool | None] = mapped_column(Boolean)
 
 
-METERING_TABLES = [SubmeterReading.__table__, ClosedPeriod.__table__, AdjustmentRow.__table__, BillingRunRow.__table__]
-
-
 async def ensure_tables(engine: AsyncEngine) -> None:
-    """Create the OCPP store schema (alembic) and the billing tables if missing.
-
-    The billing tables are created with `checkfirst` until they get their own alembic revision.
-    """
+    """Bring the database to the current schema (alembic; a no-op when it is current)."""
     from evsite.store.db import migrate
 
     await migrate(engine)
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: Base.metadata.create_all(sync, tables=METERING_TABLES, checkfirst=True))  # type: ignore[arg-type]

@@ -1,9 +1,9 @@
 """Tables of the OCPP central system: what chargers said and what we asked of them.
 
-Meter values carry no foreign keys on purpose: a charger may report samples for a transaction we
-never saw start (it was started offline), and we must store them anyway. Optional text keys that
-take part in a uniqueness check (phase, location, context) are stored as "" rather than NULL,
-because SQL treats NULLs as distinct and the duplicate check would silently stop working.
+Meter samples carry no foreign keys on purpose: a charger may report samples for a transaction we
+never saw start (it was started offline), and we must store them anyway. They are kept compact (one
+row per MeterValue element with typed integer columns; see `evsite.store.samples`), because a year of
+1-minute samples for a 30-charger site is millions of rows.
 """
 
 from __future__ import annotations
@@ -169,37 +169,79 @@ class Transaction(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class MeterValue(Base):
-    """One sampled value; a resent MeterValues or StopTransaction never adds a second row."""
+class SampleSeries(Base):
+    """One meter series: a charger's connector within one transaction (or outside any).
 
-    __tablename__ = "ocpp_meter_values"
+    Samples refer to their series by a small integer, so the charger, connector and transaction are
+    stored once per transaction instead of once per sample. Like the old per-value rows, series carry no
+    foreign keys: samples of a transaction we never saw start are stored all the same.
+    """
+
+    __tablename__ = "ocpp_sample_series"
     __table_args__ = (
-        UniqueConstraint(
-            "charger_id",
-            "connector_id",
-            "timestamp",
-            "measurand",
-            "phase",
-            "location",
-            "context",
-            name="uq_ocpp_meter_values_sample",
-        ),
-        Index("ix_ocpp_meter_values_tx", "transaction_id"),
+        UniqueConstraint("charger_id", "connector_id", "transaction_id", name="uq_ocpp_sample_series_key"),
+        Index("ix_ocpp_sample_series_tx", "transaction_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     charger_id: Mapped[str] = mapped_column(String(48))
     connector_id: Mapped[int] = mapped_column(Integer)
     transaction_id: Mapped[int | None] = mapped_column(Integer)
-    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
-    measurand: Mapped[str] = mapped_column(String(48))
-    phase: Mapped[str] = mapped_column(String(8), default="")
-    location: Mapped[str] = mapped_column(String(8), default="")
-    context: Mapped[str] = mapped_column(String(24), default="")
-    unit: Mapped[str] = mapped_column(String(12), default="")
-    format: Mapped[str] = mapped_column(String(12), default="Raw")
+
+
+class SampleLayout(Base):
+    """The shape of a MeterValue element: its sampled values' descriptors in order and where each is kept.
+
+    `fields` is a JSON list of [measurand, phase, location, context, unit, format, slot], slot naming the
+    typed column of `ocpp_samples` that holds the value or "text" (kept verbatim in `ocpp_sample_texts`).
+    A charger sends the same few shapes over and over, so each is stored once and samples point to it.
+    """
+
+    __tablename__ = "ocpp_sample_layouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fields: Mapped[str] = mapped_column(Text, unique=True)
+    size: Mapped[int] = mapped_column(Integer)  # sampled values per sample of this layout
+
+
+class Sample(Base):
+    """One MeterValue element (every sampled value of one timestamp), in compact typed form.
+
+    `id` is the arrival order. Times are integer UTC epoch seconds plus microseconds; values are
+    integers in fixed sub-units, exact for what meters send (see `evsite.store.samples`). A resent
+    element (same series, time and layout) is never stored twice.
+    """
+
+    __tablename__ = "ocpp_samples"
+    __table_args__ = (UniqueConstraint("series_id", "at_s", "at_us", "layout_id", name="uq_ocpp_samples_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    series_id: Mapped[int] = mapped_column(Integer)
+    at_s: Mapped[int] = mapped_column(BigInteger)
+    at_us: Mapped[int] = mapped_column(Integer, default=0)
+    layout_id: Mapped[int] = mapped_column(Integer)
+    energy_mwh: Mapped[int | None] = mapped_column(BigInteger)
+    power_dw: Mapped[int | None] = mapped_column(BigInteger)
+    current_l1_ca: Mapped[int | None] = mapped_column(Integer)
+    current_l2_ca: Mapped[int | None] = mapped_column(Integer)
+    current_l3_ca: Mapped[int | None] = mapped_column(Integer)
+    voltage_dv: Mapped[int | None] = mapped_column(Integer)
+    offered_ca: Mapped[int | None] = mapped_column(Integer)
+
+
+class SampleText(Base):
+    """Sampled values kept verbatim: signed data, measurands without a typed column, and any value whose
+    text is not the plain rendering of its number (e.g. "12.50"). Keyed like its sample, by position."""
+
+    __tablename__ = "ocpp_sample_texts"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    series_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at_us: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layout_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[str] = mapped_column(Text)
-    value_num: Mapped[float | None] = mapped_column(Float)
 
 
 class ChargingProfileRecord(Base):

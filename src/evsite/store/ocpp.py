@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from evsite.runtime.events import utcnow
 from evsite.store import models as m
+from evsite.store import samples as sv
 from evsite.store.db import create_engine, migrate
 from evsite.store.writer import GroupCommitter, insert_ignore
 
@@ -34,7 +35,6 @@ STATUS = _t(m.StatusRecord)
 CONFIG = _t(m.ConfigurationValue)
 ID_TAGS = _t(m.IdTag)
 TRANSACTIONS = _t(m.Transaction)
-METER_VALUES = _t(m.MeterValue)
 PROFILES = _t(m.ChargingProfileRecord)
 RESERVATIONS = _t(m.Reservation)
 FIRMWARE = _t(m.FirmwareEvent)
@@ -54,6 +54,7 @@ class OcppStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.writer = GroupCommitter(engine)
+        self.samples = sv.SampleWriter()
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, synchronous: str = "FULL") -> OcppStore:
@@ -240,7 +241,7 @@ class OcppStore:
             "received_at": utcnow(),
         }
 
-        async def op(conn: AsyncConnection) -> int:
+        async def op(conn: AsyncConnection) -> tuple[int, sv.Ids]:
             await conn.execute(insert_ignore(conn, TRANSACTIONS).values(**row))
             found = await conn.execute(
                 select(TRANSACTIONS.c.id).where(
@@ -257,9 +258,14 @@ class OcppStore:
                     .where(RESERVATIONS.c.id == reservation_id, RESERVATIONS.c.charger_id == cp_id)
                     .values(status="Used")
                 )
-            return tx_id
+            # the transaction's meter series, so its samples need no look-up
+            key = (cp_id, connector_id, tx_id)
+            series = await conn.run_sync(lambda sync: sv.series_id(sync, key))
+            return tx_id, sv.Ids(series={key: series})
 
-        return await self.writer.run(op)
+        tx_id, ids = await self.writer.run(op)
+        self.samples.remember(ids)
+        return tx_id
 
     async def stop_transaction(
         self,
@@ -273,7 +279,7 @@ class OcppStore:
     ) -> dict[str, Any] | None:
         """Close a transaction once (a resent stop changes nothing); returns its row, None if unknown."""
 
-        async def op(conn: AsyncConnection) -> dict[str, Any] | None:
+        async def op(conn: AsyncConnection) -> tuple[dict[str, Any] | None, sv.Ids]:
             where = (TRANSACTIONS.c.id == transaction_id, TRANSACTIONS.c.charger_id == cp_id)
             await conn.execute(
                 update(TRANSACTIONS)
@@ -281,17 +287,32 @@ class OcppStore:
                 .values(meter_stop=meter_stop, stop_time=stop_time, stop_reason=reason, stop_id_tag=id_tag)
             )
             found = (await conn.execute(select(TRANSACTIONS).where(*where))).first()
+            ids = sv.Ids()
             if meter_rows:
                 # Key the samples by the transaction's own connector, so a resend is recognised.
                 connector = found.connector_id if found else None
                 rows = [dict(r, connector_id=connector) if connector is not None else r for r in meter_rows]
-                await conn.execute(insert_ignore(conn, METER_VALUES), rows)
-            return dict(found._mapping) if found else None
+                ids = await conn.run_sync(lambda sync: self.samples.write(sync, rows))
+            return (dict(found._mapping) if found else None), ids
 
-        return await self.writer.run(op)
+        stopped, ids = await self.writer.run(op)
+        self.samples.remember(ids)
+        return stopped
 
     async def add_meter_values(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self.writer.insert_ignore(METER_VALUES, rows)
+        """Store sampled values (rows as `meter_values` returns them); returns once committed."""
+        elements = sv.encode(rows)
+        if not elements:
+            return
+        if self.samples.known(elements):  # the usual case: shares one executemany with the batch
+            samples, texts = self.samples.rows(elements)
+            await self.writer.insert_ignore_many({sv.SAMPLES: samples, sv.TEXTS: texts})
+            return
+
+        async def op(conn: AsyncConnection) -> sv.Ids:
+            return await conn.run_sync(lambda sync: self.samples.write_elements(sync, elements))
+
+        self.samples.remember(await self.writer.run(op))
 
     async def open_transactions(self, cp_id: str) -> dict[int, int]:
         """Connector id → id of its transaction that has not stopped."""
@@ -318,10 +339,9 @@ class OcppStore:
         return [dict(r._mapping) for r in await self._read(stmt)]
 
     async def meter_values(self, cp_id: str | None = None) -> list[dict[str, Any]]:
-        stmt = select(METER_VALUES).order_by(METER_VALUES.c.id)
-        if cp_id is not None:
-            stmt = stmt.where(METER_VALUES.c.charger_id == cp_id)
-        return [dict(r._mapping) for r in await self._read(stmt)]
+        """Every stored sampled value (of one charger), decoded, in arrival order."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(lambda sync: sv.read_values(sync, cp_id))
 
     # ------------------------------------------------------------------ smart charging, reservations
 

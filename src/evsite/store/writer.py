@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,8 +32,7 @@ Op = Callable[[AsyncConnection], Awaitable[Any]]
 class _Job:
     future: asyncio.Future[Any]
     op: Op | None = None
-    table: Table | None = None
-    rows: Sequence[dict[str, Any]] = field(default_factory=list)
+    inserts: Mapping[Table, Sequence[dict[str, Any]]] = field(default_factory=dict)
 
 
 def insert_ignore(conn: AsyncConnection, table: Table) -> Any:
@@ -75,10 +74,15 @@ class GroupCommitter:
 
     async def insert_ignore(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows (dropping duplicates of unique keys); rows of a batch go in one executemany."""
-        if not rows:
+        await self.insert_ignore_many({table: rows})
+
+    async def insert_ignore_many(self, inserts: Mapping[Table, Sequence[dict[str, Any]]]) -> None:
+        """Insert rows into several tables in the same transaction (all or nothing), duplicates dropped."""
+        inserts = {table: rows for table, rows in inserts.items() if rows}
+        if not inserts:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(future, table=table, rows=rows))
+        self._queue.put_nowait(_Job(future, inserts=inserts))
         await future
 
     async def _run(self) -> None:
@@ -123,8 +127,8 @@ class GroupCommitter:
                 if job.op is not None:
                     results.append(await job.op(conn))
                 else:
-                    assert job.table is not None
-                    rows_by_table.setdefault(job.table, []).extend(job.rows)
+                    for table, rows in job.inserts.items():
+                        rows_by_table.setdefault(table, []).extend(rows)
                     results.append(None)
             for table, rows in rows_by_table.items():
                 await _insert_rows(conn, table, rows)

@@ -10,10 +10,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from evsite.api import auth, deps
 from evsite.api.live import LiveState, SessionRecord
 from evsite.api.problems import PROBLEM_RESPONSES
+from evsite.api.runtime import SessionFactory
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=PROBLEM_RESPONSES)
 
@@ -74,8 +77,12 @@ def _view(live: LiveState, record: SessionRecord) -> SessionView:
     )
 
 
-def select_sessions(live: LiveState, query: SessionFilter) -> list[SessionView]:
-    """Newest first, matching every given filter."""
+def _matches(view: SessionView, query: SessionFilter) -> bool:
+    return (query.unit is None or view.unit == query.unit) and (query.state is None or view.state == query.state)
+
+
+def select_live_sessions(live: LiveState, query: SessionFilter) -> list[SessionView]:
+    """Sessions this process has seen (newest first): used when there is no session store."""
     out = []
     for record in sorted(live.sessions.values(), key=lambda r: r.started_at, reverse=True):
         if query.charger is not None and record.charge_point_id != query.charger:
@@ -85,19 +92,65 @@ def select_sessions(live: LiveState, query: SessionFilter) -> list[SessionView]:
         if query.until is not None and record.started_at >= query.until:
             continue
         view = _view(live, record)
-        if query.unit is not None and view.unit != query.unit:
-            continue
-        if query.state is not None and view.state != query.state:
-            continue
-        out.append(view)
-        if len(out) >= query.limit:
-            break
+        if _matches(view, query):
+            out.append(view)
+            if len(out) >= query.limit:
+                break
     return out
+
+
+async def select_stored_sessions(db: SessionFactory, live: LiveState, query: SessionFilter) -> list[SessionView]:
+    """Sessions from the project database (they survive restarts and include replayed runs), newest first."""
+    from evsite.store.models import Transaction
+
+    stmt = select(Transaction).order_by(Transaction.start_time.desc(), Transaction.id.desc())
+    if query.charger is not None:
+        stmt = stmt.where(Transaction.charger_id == query.charger)
+    if query.since is not None:
+        stmt = stmt.where(Transaction.start_time >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(Transaction.start_time < query.until)
+    if query.state == "active":
+        stmt = stmt.where(Transaction.stop_time.is_(None))
+    elif query.state == "completed":
+        stmt = stmt.where(Transaction.stop_time.is_not(None))
+    if query.unit is None:
+        stmt = stmt.limit(query.limit)  # the unit comes from the tag history, so it is filtered below
+    out = []
+    async with db() as session:
+        for row in (await session.execute(stmt)).scalars():
+            record = SessionRecord(
+                transaction_id=row.id, charge_point_id=row.charger_id, connector_id=row.connector_id,
+                id_tag=row.id_tag, started_at=row.start_time, start_wh=float(row.meter_start),
+                stopped_at=row.stop_time, stop_wh=None if row.meter_stop is None else float(row.meter_stop),
+                reason=row.stop_reason,
+            )  # fmt: skip
+            view = _view(live, record)
+            if _matches(view, query):
+                out.append(view)
+                if len(out) >= query.limit:
+                    break
+    return out
+
+
+async def select_sessions(request: Request, query: SessionFilter) -> list[SessionView]:
+    """Stored sessions, plus any this process saw that are not (yet) in the store, newest first."""
+    runtime, live = deps.runtime(request), deps.live(request)
+    stored: list[SessionView] = []
+    if runtime.db is not None:
+        try:
+            stored = await select_stored_sessions(runtime.db, live, query)
+        except (OperationalError, ProgrammingError):  # a database without the OCPP tables (design-time use)
+            stored = []
+    known = {view.transaction_id for view in stored}
+    recent = [view for view in select_live_sessions(live, query) if view.transaction_id not in known]
+    merged = sorted([*stored, *recent], key=lambda v: (v.started_at, v.transaction_id), reverse=True)
+    return merged[: query.limit]
 
 
 @router.get("", dependencies=[auth.viewer], summary="Sessions, newest first")
 async def list_sessions(request: Request, query: SessionFilter = Depends(session_filter)) -> list[SessionView]:
-    return select_sessions(deps.live(request), query)
+    return await select_sessions(request, query)
 
 
 @router.get(
@@ -111,7 +164,7 @@ async def sessions_csv(request: Request, query: SessionFilter = Depends(session_
     fields = list(SessionView.model_fields)
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
-    for view in select_sessions(deps.live(request), query):
+    for view in await select_sessions(request, query):
         writer.writerow(view.model_dump(mode="json"))
     return Response(
         buffer.getvalue(),
