@@ -6,10 +6,14 @@ so `make test` passes on a machine without them and uses them where they run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +70,35 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def scratch_schema(url: str, prefix: str = "t") -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema for one test, dropped (with everything in it) afterwards."""
+    from sqlalchemy import text
+
+    from evsite.store.db import create_engine
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield schema
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@contextlib.asynccontextmanager
+async def scratch_engine(url: str, prefix: str = "t", **engine_options: Any) -> AsyncIterator[Any]:
+    """An engine bound to a scratch schema (see `scratch_schema`)."""
+    from evsite.store.db import create_engine
+
+    async with scratch_schema(url, prefix) as schema:
+        engine = create_engine(url, schema=schema, **engine_options)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()

@@ -9,7 +9,6 @@ code's span and allocation machinery, and compares kWh to the Wh and amounts to 
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from evsite.metering.billing import Adjustment, BillingError, BillingRun
 from evsite.metering.month import ROLLOVER_AT_WH, control_scenario, write_month
@@ -27,6 +26,7 @@ from evsite.metering.tables import SubmeterReading
 from evsite.site import Site
 from evsite.store.db import create_engine
 from evsite.store.models import Transaction
+from tests.conftest import scratch_engine
 from tests.metering.helpers import site as example_site
 from tests.metering.helpers import store_samples, stored_values
 
@@ -47,19 +47,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator
         yield eng
         await eng.dispose()
         return
-    url = request.getfixturevalue("postgres_url")
-    schema = f"metering_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    eng = create_engine(url, schema=schema)
-    try:
+    async with scratch_engine(request.getfixturevalue("postgres_url"), "metering") as eng:
         yield eng
-    finally:
-        await eng.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 async def generated(engine: Any) -> tuple[Site, dict[str, Any]]:

@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection, connect
 
 from evsite.ocpp.server import CentralSystem, ServerSettings
 from evsite.runtime.events import EventBus
 from evsite.site import Site, load_site
-from evsite.store.db import create_engine
 from evsite.store.ocpp import OcppStore
+from tests.conftest import scratch_schema
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "evsite" / "examples"
 
@@ -39,20 +37,12 @@ async def store(tmp_path: Path) -> AsyncIterator[OcppStore]:
 @contextlib.asynccontextmanager
 async def postgres_store(url: str) -> AsyncIterator[OcppStore]:
     """A store in a fresh PostgreSQL schema, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
+    async with scratch_schema(url) as schema:
         store = await OcppStore.open(url, schema=schema)
         try:
             yield store
         finally:
             await store.close()
-    finally:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 @pytest.fixture

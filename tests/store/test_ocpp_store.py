@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,8 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from evsite.store.db import create_engine, default_url, normalise_url
+from evsite.store.db import default_url, normalise_url
 from evsite.store.ocpp import OcppStore
+from tests.conftest import scratch_schema
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -27,18 +27,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.close()
         return
     url = request.getfixturevalue("postgres_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
+    async with scratch_schema(url) as schema:
         s = await OcppStore.open(url, schema=schema)
         yield s
         await s.close()
-    finally:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 def sample(

@@ -8,7 +8,6 @@ without losing a value.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from evsite.store.db import create_engine, migrate
 from evsite.store.samples import read_values
 from evsite.store.schema import metadata
-from tests.conftest import POSTGRES_URL, port_open
+from tests.conftest import POSTGRES_URL, port_open, scratch_engine
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -38,18 +37,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         return
     if not port_open("127.0.0.1", 5432):
         pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
-    schema = f"schema_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    eng = create_engine(POSTGRES_URL, schema=schema)
-    try:
+    async with scratch_engine(POSTGRES_URL, "schema") as eng:
         yield eng
-    finally:
-        await eng.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 def differences(conn: Connection) -> list[Any]:
