@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import random
 import sqlite3
 import sys
@@ -34,7 +32,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ocpp_harness import LightCharger, free_port, meter_values_frame, rss_mib, start_server
+from ocpp_harness import LightCharger, free_port, meter_values_frame, rss_mib, start_server, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ocpp_connections.json"
 TARGET_RSS_MIB_AT_1000 = 200.0
@@ -179,22 +177,16 @@ def main() -> None:
             f"1,000 chargers: {at_1000['rss_after_traffic_mib']:.0f} MiB"
             f" (target ≤ {TARGET_RSS_MIB_AT_1000:g}) {'PASS' if ok else 'FAIL'}"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "ocpp_connections",
-                "baseline": "same server process, idle (no charger connected)",
-                "interval_s": args.interval,
-                "traffic_s": args.traffic,
-                "results": results,
-                "target_rss_mib_at_1000": TARGET_RSS_MIB_AT_1000,
-                "python": platform.python_version(),
-                "cpus": __import__("os").cpu_count(),
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        RESULTS,
+        {
+            "benchmark": "ocpp_connections",
+            "baseline": "same server process, idle (no charger connected)",
+            "interval_s": args.interval,
+            "traffic_s": args.traffic,
+            "results": results,
+            "target_rss_mib_at_1000": TARGET_RSS_MIB_AT_1000,
+        },
     )
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import contextlib
 
-from ocpp_harness import LightCharger, free_port
+from ocpp_harness import LightCharger, free_port, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ocpp_fanout.json"
 TARGETS_S = {20: 0.050, 1000: 1.0}
@@ -181,20 +179,14 @@ def main() -> None:
             f" {r['baseline']['p50_ms']:>11.1f}ms {r['baseline']['p99_ms']:>11.1f}ms {ratio:>9.2f}x"
             f" {target_text:>8} {ok}"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "ocpp_fanout",
-                "baseline": "ocpp.v16.ChargePoint.call(SetChargingProfile) per charger, default validation, no store",
-                "results": results,
-                "targets_s": TARGETS_S,
-                "python": platform.python_version(),
-                "cpus": __import__("os").cpu_count(),
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        RESULTS,
+        {
+            "benchmark": "ocpp_fanout",
+            "baseline": "ocpp.v16.ChargePoint.call(SetChargingProfile) per charger, default validation, no store",
+            "results": results,
+            "targets_s": TARGETS_S,
+        },
     )
 
 

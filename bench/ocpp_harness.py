@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -227,3 +229,10 @@ if __name__ == "__main__":
             asyncio.run(serve_baseline(port, db))  # the `ocpp` package's examples use asyncio.run
     else:
         raise SystemExit(__doc__)
+
+
+def write_results(path: Path, payload: dict[str, Any]) -> None:
+    """The benchmark's JSON under bench/results/, with the machine it ran on."""
+    machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**payload, **machine}, indent=2) + "\n")

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ocpp_harness import LightCharger, cpu_seconds, free_port, meter_values_frame, rss_mib, start_server
+from ocpp_harness import LightCharger, cpu_seconds, free_port, meter_values_frame, rss_mib, start_server, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ocpp_throughput.json"
 TARGET_RATIO = 10.0
@@ -127,28 +125,21 @@ def main() -> None:
         for r in rs:
             if r["rows_stored"] != r["rows_expected"]:
                 print(f"WARNING: {kind} stored {r['rows_stored']} rows, expected {r['rows_expected']}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "ocpp_throughput",
-                "baseline": "ocpp.v16.ChargePoint central system, default validation, commit per message",
-                "chargers": args.chargers,
-                "seconds": args.seconds,
-                "repeat": args.repeat,
-                "results": results,
-                "all_runs": runs,
-                "ratio": ratio,
-                "ratio_per_server_cpu_s": cpu_ratio,
-                "target_ratio": TARGET_RATIO,
-                "pass": ratio >= TARGET_RATIO,
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-                "cpus": __import__("os").cpu_count(),
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        RESULTS,
+        {
+            "benchmark": "ocpp_throughput",
+            "baseline": "ocpp.v16.ChargePoint central system, default validation, commit per message",
+            "chargers": args.chargers,
+            "seconds": args.seconds,
+            "repeat": args.repeat,
+            "results": results,
+            "all_runs": runs,
+            "ratio": ratio,
+            "ratio_per_server_cpu_s": cpu_ratio,
+            "target_ratio": TARGET_RATIO,
+            "pass": ratio >= TARGET_RATIO,
+        },
     )
 
 
