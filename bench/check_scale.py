@@ -1,10 +1,24 @@
-"""Benchmark: `evsite check` on a generated 1,000-EVSE site, end to end, in process.
+"""Benchmark: `evsite check` on a generated 1,000-EVSE site (issue 4: "runs in under 1 s").
 
-Times the whole command (load and validate YAML, run every rule, render the report, write it)
-for each report format, and compares it with a named baseline measured in the same run:
-`load+validate`, the time to merely load and validate the same site file. Target: < 1 s.
+Times the command end to end (load and validate the YAML, run every rule, render, write) for each
+report format, and its parts, against a named baseline measured in the same run:
 
-    .venv/bin/python bench/check_scale.py [--evse 1000] [--repeat 5]
+    baseline = load+validate: `load_site` on the same file, the floor any check must pay.
+
+Every row carries `ratio_to_baseline` (median / baseline median) and the checked rows
+`ratio_to_target` (median / 1 s). Two views of the command are timed:
+
+- in process, imports done, after one warm-up run (the shape of a long-lived caller);
+- in a fresh Python process, as a user runs it: interpreter start and imports are reported apart
+  from the run itself, which starts with empty memo caches.
+
+The parts (baseline included) are timed as the command runs them, with the cyclic GC paused; one
+attribution row shows the command with the GC left on. The verdict is on the run (in process and
+first run in a fresh process); the start-up and import time of a fresh process is reported beside
+it, not hidden. The machine is shared, so the load average before and after is recorded and wall
+and CPU time are both given.
+
+    .venv/bin/python bench/check_scale.py [--evse 1000] [--repeat 5] [--fresh 3]
 
 Prints a table and writes bench/results/check_scale.json.
 """
@@ -12,26 +26,47 @@ Prints a table and writes bench/results/check_scale.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 from typer.testing import CliRunner
 
+import evsite.code.check as check_module
 from evsite.cli import app
-from evsite.code.check import check_site
+from evsite.code.check import check_site, cyclic_gc_paused
 from evsite.code.report import render
 from evsite.site import load_site
+from evsite.site.load import _COMPOSER as LOADER_COMPOSER
 
 RESULTS = Path(__file__).resolve().parent / "results" / "check_scale.json"
 TARGET_S = 1.0
+HEADROOM = 0.30  # aim: the slowest checked row at most 70 % of the target
+FORMATS = ("json", "text", "md", "html")
+
+_FRESH = """
+import json, sys, time
+t0 = time.perf_counter()
+from evsite.cli import app
+t1, c1 = time.perf_counter(), time.process_time()
+code = 0
+try:
+    app(sys.argv[1:], prog_name="evsite")
+except SystemExit as exc:
+    code = exc.code
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"imports_s": t1 - t0, "run_s": t2 - t1, "run_cpu_s": c2 - c1, "exit": code}), file=sys.stderr)
+"""
 
 
 def generate_site(n_evse: int, per_panel: int = 50) -> dict[str, Any]:
@@ -119,36 +154,81 @@ def generate_site(n_evse: int, per_panel: int = 50) -> dict[str, Any]:
     }
 
 
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    fn()  # warm-up: imports, caches
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def timed(fn: Callable[[], object], repeat: int, warm_up: bool = True) -> dict[str, float]:
+    """Median and minimum wall and CPU seconds of `repeat` calls (after one untimed warm-up call)."""
+    if warm_up:
         fn()
-        times.append(time.perf_counter() - start)
-    return times
+    wall, cpu = [], []
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+    return {
+        "median_s": statistics.median(wall),
+        "min_s": min(wall),
+        "cpu_median_s": statistics.median(cpu),
+    }
 
 
-def _with_libyaml(fn: Callable[[], object], repeat: int) -> list[float]:
-    original = yaml.compose
+def paused(fn: Callable[[], object]) -> Callable[[], object]:
+    """Run a part the way `evsite check` runs it: with the cyclic GC paused."""
 
-    def compose(stream: Any, Loader: Any = None) -> Any:
-        return original(stream, Loader=yaml.CSafeLoader)
+    def go() -> object:
+        with cyclic_gc_paused():
+            return fn()
 
-    yaml.compose = compose  # type: ignore[assignment]
+    return go
+
+
+@contextlib.contextmanager
+def gc_left_on() -> Iterator[None]:
+    """Attribution only: run the command without its GC pause."""
+    original = check_module.cyclic_gc_paused
+    check_module.cyclic_gc_paused = contextlib.nullcontext  # type: ignore[assignment]
     try:
-        return timed(fn, repeat)
+        yield
     finally:
-        yaml.compose = original
+        check_module.cyclic_gc_paused = original
+
+
+def fresh_process(site_path: Path, out: Path, runs: int) -> dict[str, Any]:
+    """`evsite check --format html` in new Python processes: whole wall time, imports, the run."""
+    walls, imports, run, run_cpu = [], [], [], []
+    cmd = [sys.executable, "-c", _FRESH, "check", str(site_path), "--format", "html", "--out", str(out)]
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        walls.append(time.perf_counter() - start)
+        inner = json.loads(proc.stderr.strip().splitlines()[-1])
+        if inner["exit"] not in (0, 1):
+            raise SystemExit(f"evsite check failed ({inner['exit']}): {proc.stdout}{proc.stderr}")
+        imports.append(inner["imports_s"])
+        run.append(inner["run_s"])
+        run_cpu.append(inner["run_cpu_s"])
+    return {
+        "run_s": statistics.median(run),
+        "run_min_s": min(run),
+        "run_cpu_s": statistics.median(run_cpu),
+        "imports_s": statistics.median(imports),
+        "process_wall_s": statistics.median(walls),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--evse", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--fresh", type=int, default=3, help="fresh-process runs")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     runner = CliRunner()
+    rows: list[dict[str, Any]] = []
+
+    def add(case: str, stats: dict[str, float], **extra: Any) -> None:
+        rows.append({"case": case, **stats, **extra})
+
     with tempfile.TemporaryDirectory() as tmp:
         site_path = Path(tmp) / "site.yaml"
         site_path.write_text(
@@ -168,73 +248,93 @@ def main() -> int:
 
             return go
 
-        rows: list[dict[str, Any]] = []
-
-        def add(case: str, times: list[float], **extra: Any) -> None:
-            rows.append({"case": case, "median_s": statistics.median(times), "min_s": min(times), **extra})
-
-        add("load+validate (baseline)", timed(lambda: load_site(site_path), args.repeat))
+        add("load+validate (baseline)", timed(paused(lambda: load_site(site_path)), args.repeat))
         text = site_path.read_text(encoding="utf-8")
+        composer = LOADER_COMPOSER  # the composer the site loader really uses
         add(
-            "  of which yaml.compose (pure Python)",
-            timed(lambda: yaml.compose(text, Loader=yaml.SafeLoader), args.repeat),
+            f"  of which yaml.compose ({'libyaml' if composer is not yaml.SafeLoader else 'pure Python'}, as loaded)",
+            timed(paused(lambda: yaml.compose(text, Loader=composer)), args.repeat),
         )
-        if yaml.__with_libyaml__:
-            add(
-                "  yaml.compose with libyaml (for ref.)",
-                timed(lambda: yaml.compose(text, Loader=yaml.CSafeLoader), args.repeat),
-            )
         site = load_site(site_path)
-        add("rules only (check_site)", timed(lambda: check_site(site), args.repeat))
+        add("rules (check_site)", timed(paused(lambda: check_site(site)), args.repeat))
         report = check_site(site)
-        for fmt in ("json", "text", "md", "html"):
-            add(f"render --format {fmt}", timed(lambda fmt=fmt: render(report, fmt), args.repeat))  # type: ignore[misc]
-        for fmt in ("json", "text", "md", "html"):
+        for fmt in FORMATS:
+            add(f"render --format {fmt}", timed(paused(lambda fmt=fmt: render(report, fmt)), args.repeat))  # type: ignore[misc]
+        for fmt in FORMATS:
             add(
-                f"evsite check --format {fmt} (end to end)",
+                f"evsite check --format {fmt}, in process",
                 timed(run_check(fmt), args.repeat),
                 output_kb=(Path(tmp) / f"report.{fmt}").stat().st_size / 1024,
+                checked=True,
             )
-        if yaml.__with_libyaml__:
-            # Projection, not the shipped path: the loader composes YAML in pure Python. With libyaml's
-            # composer (same node marks, so the same located errors) the end-to-end time would be:
-            add(
-                "evsite check --format html, libyaml loader (projection)", _with_libyaml(run_check("html"), args.repeat)
-            )
-        base_med = rows[0]["median_s"]
-        for row in rows:
-            row["ratio_to_baseline"] = row["median_s"] / base_med
+        with gc_left_on():
+            add("  same, html, cyclic GC left on (attribution)", timed(run_check("html"), args.repeat))
+        fresh = fresh_process(site_path, Path(tmp) / "fresh.html", args.fresh)
+        add(
+            "evsite check --format html, fresh process: the run",
+            {"median_s": fresh["run_s"], "min_s": fresh["run_min_s"], "cpu_median_s": fresh["run_cpu_s"]},
+            checked=True,
+        )
+        add("  fresh process: Python start-up + imports", {"median_s": fresh["process_wall_s"] - fresh["run_s"]})
+        add("  fresh process: whole command, wall", {"median_s": fresh["process_wall_s"]})
 
-    print(f"evsite check on a generated {args.evse}-EVSE site ({size_kb:.0f} KiB YAML), median of {args.repeat}")
-    print(f"{'case':<56} {'median s':>9} {'min s':>8} {'× baseline':>11} {'output KiB':>11}")
+    base = rows[0]["median_s"]
     for row in rows:
-        out_kb = f"{row['output_kb']:.0f}" if "output_kb" in row else "—"
-        timing = f"{row['median_s']:>9.3f} {row['min_s']:>8.3f} {row['ratio_to_baseline']:>11.2f}"
-        print(f"{row['case']:<56} {timing} {out_kb:>11}")
-    end_to_end = [r for r in rows if "(end to end)" in r["case"]]
-    worst = max(r["median_s"] for r in end_to_end)
-    verdict = "PASS" if worst < TARGET_S else "MISS"
-    own = rows[[r["case"] for r in rows].index("rules only (check_site)")]["median_s"] + max(
-        r["median_s"] for r in rows if r["case"].startswith("render")
-    )
+        row["ratio_to_baseline"] = row["median_s"] / base
+        if row.get("checked"):
+            row["ratio_to_target"] = row["median_s"] / TARGET_S
+    load_after = os.getloadavg()[0]
+
     print(
-        f"target < {TARGET_S:.1f} s end to end: {verdict} (slowest format {worst:.3f} s; "
-        f"rules + slowest render {own:.3f} s, the rest is loading the YAML)"
+        f"evsite check on a generated {args.evse}-EVSE site ({size_kb:.0f} KiB YAML); median of {args.repeat} "
+        f"(fresh process: {args.fresh}); load average {load_before:.2f} → {load_after:.2f} on {os.cpu_count()} CPUs"
     )
+    print(f"{'case':<52} {'median s':>9} {'min s':>7} {'CPU s':>7} {'× base':>7} {'× 1 s':>6} {'out KiB':>8}")
+    for row in rows:
+        cpu = f"{row['cpu_median_s']:.3f}" if "cpu_median_s" in row else "—"
+        min_s = f"{row['min_s']:.3f}" if "min_s" in row else "—"
+        target = f"{row['ratio_to_target']:.2f}" if "ratio_to_target" in row else ""
+        out_kb = f"{row['output_kb']:.0f}" if "output_kb" in row else ""
+        print(
+            f"{row['case']:<52} {row['median_s']:>9.3f} {min_s:>7} {cpu:>7} {row['ratio_to_baseline']:>7.2f} "
+            f"{target:>6} {out_kb:>8}"
+        )
+    worst = max(r["median_s"] for r in rows if r.get("checked"))
+    worst_cpu = max(r["cpu_median_s"] for r in rows if r.get("checked"))
+    headroom = 1 - worst / TARGET_S
+    verdict = "PASS" if worst < TARGET_S else "MISS"
+    print(
+        f"target < {TARGET_S:.1f} s: {verdict}; slowest checked row {worst:.3f} s wall ({worst_cpu:.3f} s CPU), "
+        f"headroom {headroom:.0%} (aim ≥ {HEADROOM:.0%}: {'met' if headroom >= HEADROOM else 'not met'}). "
+        f"A fresh `evsite check` process also spends {fresh['process_wall_s'] - fresh['run_s']:.2f} s starting "
+        "Python and importing evsite before the run."
+    )
+    busy = max(load_before, load_after) > 0.5 * (os.cpu_count() or 1)
+    if busy:
+        print("note: the machine was busy (load average above half the CPUs): wall times are inflated by waiting.")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
             {
                 "benchmark": "check_scale",
                 "evse": args.evse,
+                "site_yaml_kb": round(size_kb, 1),
                 "repeat": args.repeat,
+                "fresh_runs": args.fresh,
                 "target_s": TARGET_S,
-                "baseline": "load+validate",
+                "headroom_aim": HEADROOM,
+                "baseline": "load+validate (load_site on the same file, same run)",
                 "python": sys.version.split()[0],
                 "machine": platform.machine(),
+                "cpus": os.cpu_count(),
+                "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
                 "results": rows,
+                "slowest_checked_s": worst,
+                "slowest_checked_cpu_s": worst_cpu,
+                "machine_busy": busy,
+                "headroom": headroom,
                 "verdict": verdict,
-                "rules_plus_slowest_render_s": own,
+                "fresh_process": fresh,
             },
             indent=2,
         )

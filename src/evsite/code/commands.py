@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from evsite.site.model import Site
 
 
 class ReportFormat(StrEnum):
@@ -32,27 +35,39 @@ def check(
 
     Exit status: 0 when nothing fails, 1 when any finding fails, 2 when the site file is invalid.
     """
+    from evsite.cli import load_or_exit
+    from evsite.code.check import cyclic_gc_paused
+
+    with cyclic_gc_paused():
+        failed = _run(load_or_exit(site_file), format, out, verbose)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run(site: Site, format: ReportFormat, out: Path | None, verbose: bool) -> bool:
+    """Check, render and emit the report; True when a finding fails.
+
+    Its own function so that the site, the report and its text are freed before the caller resumes
+    the garbage collector, which then has only the few young survivors to look at.
+    """
     from rich.console import Console
 
-    from evsite.cli import load_or_exit
     from evsite.code.check import check_site
     from evsite.code.report import print_text, render
 
-    site = load_or_exit(site_file)
     report = check_site(site)
     if out is None and format is ReportFormat.TEXT:
         print_text(report, Console(highlight=False, soft_wrap=True), verbose)
-    else:
-        text = render(report, format.value, verbose=verbose)
-        if out is None:
-            typer.echo(text, nl=False)
-        else:
-            try:
-                out.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                Console(stderr=True).print(f"cannot write {out}: {exc.strerror}", style="bold red", markup=False)
-                raise typer.Exit(2) from None
-            counts = ", ".join(f"{n} {s}" for s, n in report.counts().items())
-            typer.echo(f"{'FAIL' if report.failed else 'PASS'}: {counts}; report written to {out}")
-    if report.failed:
-        raise typer.Exit(1)
+        return report.failed
+    text = render(report, format.value, verbose=verbose)
+    if out is None:
+        typer.echo(text, nl=False)
+        return report.failed
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        Console(stderr=True).print(f"cannot write {out}: {exc.strerror}", style="bold red", markup=False)
+        raise typer.Exit(2) from None
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items())
+    typer.echo(f"{'FAIL' if report.failed else 'PASS'}: {counts}; report written to {out}")
+    return report.failed

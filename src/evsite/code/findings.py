@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 
@@ -30,6 +31,7 @@ class Citation:
         return f"{self.standard} {self.edition} {self.section}"
 
 
+@lru_cache(maxsize=1024)
 def nec(section: str, edition: str = "2023") -> Citation:
     return Citation("NEC", section, edition)
 
@@ -46,6 +48,14 @@ class Finding:
     inputs: dict[str, Any] = field(default_factory=dict)
     arithmetic: list[str] = field(default_factory=list)  # human-readable steps: "48 A × 1.25 = 60 A"
     fix: str | None = None  # for failures: what would make it pass
+
+    def at(self, element: str) -> Finding:
+        """The same finding on another element: memoised rule results are shared by identical designs.
+
+        Cheaper than `dataclasses.replace`; the inputs and arithmetic are shared, never mutated."""
+        return Finding(
+            element, self.topic, self.status, self.rule, self.message, self.inputs, self.arithmetic, self.fix
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

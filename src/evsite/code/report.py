@@ -133,7 +133,58 @@ def _rounded(value: Any) -> Any:
 
 
 def _inputs_text(inputs: dict[str, Any]) -> str:
-    return "; ".join(f"{key}={_rounded(value)}" for key, value in inputs.items())
+    """`key=value; …` with floats to 3 places; scalars take a fast path (a big site has ~75,000)."""
+    parts = []
+    for key, value in inputs.items():
+        kind = type(value)
+        if kind is float:
+            text = repr(round(value, 3))
+        elif kind is str:
+            text = value
+        elif kind is int or kind is bool:
+            text = str(value)
+        else:
+            text = f"{_rounded(value)}"
+        parts.append(f"{key}={text}")
+    return "; ".join(parts)
+
+
+class _Escaper:
+    """Escapes a report's texts once each.
+
+    A 1,000-EVSE site has ~15,000 findings: topics, rules and fixes recur thousands of times, and
+    memoised rule results share one inputs dict and one arithmetic list between identical designs,
+    so those are remembered by identity (the report keeps them alive while it is rendered). The
+    steps of a finding are escaped in one call, joined by NUL, which never occurs in report text.
+    """
+
+    def __init__(self, escape_fn: Callable[[str], str], step_sep: str) -> None:
+        self._escape = escape_fn
+        self._step_sep = step_sep
+        self._texts: dict[object, str] = {}
+        self._shared: dict[int, tuple[object, str]] = {}
+
+    def text(self, value: object) -> str:
+        done = self._texts.get(value)
+        if done is None:
+            done = self._texts[value] = self._escape(str(value))
+        return done
+
+    def _by_identity(self, obj: object, make: Callable[[], str]) -> str:
+        hit = self._shared.get(id(obj))
+        if hit is None or hit[0] is not obj:
+            hit = self._shared[id(obj)] = (obj, make())
+        return hit[1]
+
+    def steps(self, steps: list[str]) -> str:
+        """The steps escaped and joined by the step separator."""
+        return self._by_identity(steps, lambda: self._escape("\0".join(steps)).replace("\0", self._step_sep))
+
+    def inputs(self, inputs: dict[str, Any]) -> str:
+        return self._by_identity(inputs, lambda: self._escape(_inputs_text(inputs)))
+
+
+_UPPER = {s: s.value.upper() for s in Status}
 
 
 def _md_table(table: ReportTable) -> list[str]:
@@ -166,15 +217,17 @@ def render_markdown(report: Report) -> str:
         ]
         lines.append("")
     lines += ["## Findings by element", ""]
+    esc, rule = _Escaper(_md, "\n    - "), _Escaper(str, "")
     for element, findings in report.groups().items():
         lines += [f"### {_md(element)}", ""]
         for f in findings:
-            lines.append(f"- **{f.status.value.upper()}** {_md(f.topic)} — `{f.rule}` — {_md(f.message)}")
-            lines += [f"    - {_md(step)}" for step in f.arithmetic]
+            lines.append(f"- **{_UPPER[f.status]}** {esc.text(f.topic)} — `{rule.text(f.rule)}` — {_md(f.message)}")
+            if f.arithmetic:
+                lines.append(f"    - {esc.steps(f.arithmetic)}")
             if f.inputs:
-                lines.append(f"    - inputs: {_md(_inputs_text(f.inputs))}")
+                lines.append(f"    - inputs: {esc.inputs(f.inputs)}")
             if f.fix:
-                lines.append(f"    - **fix:** {_md(f.fix)}")
+                lines.append(f"    - **fix:** {esc.text(f.fix)}")
         lines.append("")
     lines += ["## Permits and classification", ""]
     for table in report.tables:
@@ -211,18 +264,22 @@ def _html_table(table: ReportTable) -> str:
     return f"<h3>{_e(table.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
 
 
-def _finding_rows(findings: Iterable[Finding], with_element: bool = False) -> str:
+def _finding_rows(findings: Iterable[Finding], esc: _Escaper, with_element: bool = False) -> str:
     out = []
     for f in findings:
-        steps = "".join(f"<li>{_e(s)}</li>" for s in f.arithmetic)
-        steps_html = f'<ol class="steps">{steps}</ol>' if steps else ""
-        inputs = f'<div class="inputs">inputs: {_e(_inputs_text(f.inputs))}</div>' if f.inputs else ""
-        fix = f'<div class="fix">Fix: {_e(f.fix)}</div>' if f.fix else ""
-        element = f"<td>{_e(f.element)}</td>" if with_element else ""
-        out.append(
-            f'<tr><td class="st {f.status.value}">{f.status.value}</td>{element}<td>{_e(f.topic)}</td>'
-            f'<td class="rule">{_e(f.rule)}</td><td>{_e(f.message)}{steps_html}{inputs}{fix}</td></tr>'
-        )
+        status = f.status.value
+        cells = [f'<tr><td class="st {status}">{status}</td>']
+        if with_element:
+            cells.append(f"<td>{esc.text(f.element)}</td>")
+        cells.append(f'<td>{esc.text(f.topic)}</td><td class="rule">{esc.text(f.rule)}</td><td>{escape(f.message)}')
+        if f.arithmetic:
+            cells.append(f'<ol class="steps"><li>{esc.steps(f.arithmetic)}</li></ol>')
+        if f.inputs:
+            cells.append(f'<div class="inputs">inputs: {esc.inputs(f.inputs)}</div>')
+        if f.fix:
+            cells.append(f'<div class="fix">Fix: {esc.text(f.fix)}</div>')
+        cells.append("</td></tr>")
+        out.append("".join(cells))
     return "".join(out)
 
 
@@ -243,12 +300,13 @@ def render_html(report: Report, svg: str | None = None) -> str:
         "".join(f"<div>{_e(m)}</div>" for m in meta),
         f'<p class="verdict {verdict}">{_e(_summary(report))}</p></header>',
     ]
+    esc = _Escaper(escape, "</li><li>")
     problems = [f for f in report.findings if f.status in (Status.FAIL, Status.WARN)]
     if problems:
         parts += [
             '<section id="problems"><h2>Items to correct or review</h2><table><thead><tr><th>Status</th>'
             "<th>Element</th><th>Check</th><th>Rule</th><th>Finding</th></tr></thead><tbody>",
-            _finding_rows(problems, with_element=True),
+            _finding_rows(problems, esc, with_element=True),
             "</tbody></table></section>",
         ]
     parts += [
@@ -259,7 +317,7 @@ def render_html(report: Report, svg: str | None = None) -> str:
     for element, findings in report.groups().items():
         parts.append(
             f"<h3>{_e(element)}</h3><table><thead><tr><th>Status</th><th>Check</th><th>Rule</th>"
-            f"<th>Finding and arithmetic</th></tr></thead><tbody>{_finding_rows(findings)}</tbody></table>"
+            f"<th>Finding and arithmetic</th></tr></thead><tbody>{_finding_rows(findings, esc)}</tbody></table>"
         )
     parts.append("</section>")
     parts.append('<section id="permits"><h2>Permits and classification</h2>')

@@ -1,10 +1,13 @@
 """Communication layer between EVSE and controller: separation from power conductors, wireless paths.
 
-Ethernet or RS-485 cable run to a charger is power-limited (Class 2) or communications wiring and
-must not share a raceway or enclosure with power conductors unless the cable is listed and the
-installation permitted for it (NEC 2023 725.136(A) for Class 2; 805.133(A)(1) for communications
-circuits). PLC over the power conductors needs no separate cabling; cellular and Wi-Fi need none
-but deserve a signal survey and a fail-safe current limit for when the link drops.
+Ethernet or RS-485 run from a site controller to a charger is a Class 2 circuit (NEC 2023 Article 725,
+which since 2023 covers only Class 2 and 3; Class 1 moved to Article 724 and the cable rules to 722).
+A circuit from a communications utility is a communications circuit (Article 805; Article 800 holds
+the general rules since 2020). Either must not share a raceway, box or enclosure with power
+conductors unless the Code permits it, e.g. a permanent barrier or listed divider: 725.136(A) for
+Class 2, 805.133(A)(1) for communications circuits (2023 numbering, checked in the table audit of
+docs/design-check.md). PLC over the power conductors needs no separate cabling; cellular and Wi-Fi
+need none but deserve a signal survey and a fail-safe current limit for when the link drops.
 """
 
 from __future__ import annotations
@@ -77,7 +80,9 @@ def comms_finding(evse: Evse) -> Finding:
             "Comms separation",
             Status.PASS,
             citation,
-            "Comms cable shares the power raceway; the cable is listed for it (e.g. rated for the circuit voltage).",
+            "Comms cable shares the power raceway; the site marks the installation as permitted for it (a "
+            "permanent barrier or listed divider, or a circuit reclassified and wired as Class 1): the inspector "
+            "verifies the listing.",
             inputs,
         )
     if comms.routing == "shared-raceway":
@@ -88,8 +93,8 @@ def comms_finding(evse: Evse) -> Finding:
             citation,
             "Comms cable shares a raceway with power conductors and is not listed for it.",
             inputs,
-            fix="Run the comms cable in its own raceway (or a barrier-separated compartment), use a cable listed "
-            "for the power raceway, or switch to PLC/cellular.",
+            fix="Run the comms cable in its own raceway or a compartment separated by a permanent barrier or "
+            "listed divider, or switch to PLC/cellular.",
         )
     return Finding(
         element,

@@ -8,7 +8,6 @@ their inputs because large sites repeat the same circuit design hundreds of time
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterator
 from functools import lru_cache
@@ -17,7 +16,7 @@ from evsite.code.calc.ampacity import smallest_conductor
 from evsite.code.calc.common import CalcError
 from evsite.code.findings import Citation, Finding, Status, nec
 from evsite.code.rules.context import SiteIndex, num
-from evsite.code.sizing import Fill, check_conductor, conduit_fill, egc_size, voltage_drop
+from evsite.code.sizing import check_conductor, conduit_fill, egc_size, voltage_drop
 from evsite.site.conductors import parse_conductor, size_index
 from evsite.site.model import Circuit, ConductorRun, Feeder, RacewayType
 
@@ -54,25 +53,23 @@ def _run_load(idx: SiteIndex, run: Feeder | Circuit) -> tuple[float, float, int]
 def _check_run(idx: SiteIndex, run: Feeder | Circuit, element: str) -> tuple[list[Finding], float]:
     c = run.conductors
     load, volts, phases = _run_load(idx, run)
-    out: list[Finding] = []
     sets = c.parallel_sets
+    per_set = round(load / sets, 6)
+    design = (c.size, c.material.value, c.insulation, c.termination_c, c.ambient_c, c.current_carrying_conductors)
+    out: list[Finding] = []
     try:
-        found = _conductor_findings(
-            c.size,
-            c.material.value,
-            c.insulation,
-            c.termination_c,
-            c.ambient_c,
-            c.current_carrying_conductors,
-            round(load / sets, 6),
-            run.ocpd_a / sets,
-        )
+        found = _conductor_findings(*design, per_set, run.ocpd_a / sets)
     except CalcError as exc:
         out.append(_not_evaluated(element, "Conductor ampacity", nec("Table 310.16"), str(exc)))
     else:
-        out += [dataclasses.replace(f, element=element) for f in found]
-    out += _egc(run, c, load, element)
-    out += _fill(run, c, element)
+        out += [f.at(element) for f in found]
+    out += [f.at(element) for f in _egc(run.ocpd_a, c.egc, c.raceway.type, *design, per_set)]
+    lines = len(run.lines) if isinstance(run, Circuit) else (3 if run.phases == 3 else 2)
+    raceway = c.raceway
+    fill = _fill(
+        lines, sets, c.size, c.insulation, c.neutral, c.egc, tuple(c.other_conductors), raceway.type, raceway.trade_size
+    )
+    out += [f.at(element) for f in fill]
     drop, vd = _drop(idx, run, c, load, volts, phases, element)
     out.append(drop)
     return out, vd
@@ -105,21 +102,35 @@ def _not_evaluated(element: str, topic: str, citation: Citation, why: str) -> Fi
     return Finding(element, topic, Status.WARN, citation, f"Not evaluated: {why}")
 
 
-def _egc(run: Feeder | Circuit, c: ConductorRun, load: float, element: str) -> list[Finding]:
+@lru_cache(maxsize=4096)
+def _egc(
+    ocpd_a: float,
+    egc: str | None,
+    raceway: RacewayType,
+    size: str,
+    material: str,
+    insulation: str,
+    termination_c: int,
+    ambient_c: float,
+    ccc: int,
+    load_per_set: float,
+) -> tuple[Finding, ...]:
+    """EGC findings of a run (element left blank: identical designs share them)."""
+    element = ""
     citation = nec("250.122")
-    if c.egc is None:
-        if c.raceway.type in _METALLIC_EGC:
-            return [
+    if egc is None:
+        if raceway in _METALLIC_EGC:
+            return (
                 Finding(
                     element,
                     "Equipment grounding conductor",
                     Status.INFO,
                     nec("250.118"),
-                    f"No wire EGC listed: the {c.raceway.type.value.upper()} raceway serves as the EGC (250.118); "
+                    f"No wire EGC listed: the {raceway.value.upper()} raceway serves as the EGC (250.118); "
                     "many EVSE manuals still require a wire EGC.",
-                )
-            ]
-        return [
+                ),
+            )
+        return (
             Finding(
                 element,
                 "Equipment grounding conductor",
@@ -127,81 +138,87 @@ def _egc(run: Feeder | Circuit, c: ConductorRun, load: float, element: str) -> l
                 citation,
                 "No equipment grounding conductor is given for a non-metallic wiring method.",
                 fix="Add a wire EGC sized per Table 250.122.",
-            )
-        ]
-    try:
-        egc_size_text, egc_mat = parse_conductor(c.egc)
-        egc_material = egc_mat or c.material.value
-        installed = f"{c.size} {c.material.value}"
-        minimum = _min_phase(
-            c.material.value,
-            c.insulation,
-            c.termination_c,
-            c.ambient_c,
-            c.current_carrying_conductors,
-            round(load / c.parallel_sets, 6),
+            ),
         )
-        if minimum is not None and size_index(minimum.rsplit(" ", 1)[0]) > size_index(c.size):
+    try:
+        egc_size_text, egc_mat = parse_conductor(egc)
+        egc_material = egc_mat or material
+        installed = f"{size} {material}"
+        minimum = _min_phase(material, insulation, termination_c, ambient_c, ccc, load_per_set)
+        if minimum is not None and size_index(minimum.rsplit(" ", 1)[0]) > size_index(size):
             minimum = None  # undersized phase conductors are reported by the ampacity check
-        required = egc_size(run.ocpd_a, egc_material, installed if minimum else None, minimum)
+        required = egc_size(ocpd_a, egc_material, installed if minimum else None, minimum)
     except (CalcError, ValueError) as exc:
-        return [_not_evaluated(element, "Equipment grounding conductor", citation, str(exc))]
+        return (_not_evaluated(element, "Equipment grounding conductor", citation, str(exc)),)
     needed = required.egc.rsplit(" ", 1)[0]
     ok = size_index(egc_size_text) >= size_index(needed)
-    inputs = {"ocpd_a": run.ocpd_a, "egc": c.egc, "required": required.egc, "ratio": round(required.ratio, 4)}
+    inputs = {"ocpd_a": ocpd_a, "egc": egc, "required": required.egc, "ratio": round(required.ratio, 4)}
     cite = nec("250.122(B)") if required.ratio > 1 + 1e-9 else citation
     if ok:
-        return [
+        return (
             Finding(
                 element,
                 "Equipment grounding conductor",
                 Status.PASS,
                 cite,
-                f"EGC {c.egc} ≥ {required.egc} required.",
+                f"EGC {egc} ≥ {required.egc} required.",
                 inputs,
                 required.steps,
-            )
-        ]
-    return [
+            ),
+        )
+    return (
         Finding(
             element,
             "Equipment grounding conductor",
             Status.FAIL,
             cite,
-            f"EGC {c.egc} is smaller than the {required.egc} required.",
+            f"EGC {egc} is smaller than the {required.egc} required.",
             inputs,
             required.steps,
             fix=f"Use a {required.egc} EGC.",
-        )
-    ]
+        ),
+    )
 
 
-def _fill_conductors(run: Feeder | Circuit, c: ConductorRun) -> list[tuple[int, str, str]]:
-    lines = len(run.lines) if isinstance(run, Circuit) else (3 if run.phases == 3 else 2)
-    sets = c.parallel_sets
-    items = [(lines * sets, c.size, c.insulation)]
-    if c.neutral:
-        items.append((sets, c.size, c.insulation))
-    if c.egc:
-        egc_size_text, _ = parse_conductor(c.egc)
-        items.append((1, egc_size_text, c.insulation))
-    for other in c.other_conductors:
-        match = _OTHER.match(other)
+def _fill_conductors(
+    lines: int, sets: int, size: str, insulation: str, neutral: bool, egc: str | None, other: tuple[str, ...]
+) -> list[tuple[int, str, str]]:
+    items = [(lines * sets, size, insulation)]
+    if neutral:
+        items.append((sets, size, insulation))
+    if egc:
+        egc_size_text, _ = parse_conductor(egc)
+        items.append((1, egc_size_text, insulation))
+    for text in other:
+        match = _OTHER.match(text)
         if not match:
-            raise CalcError(f"cannot read other conductor {other!r}; write e.g. '2x12 THHN'")
+            raise CalcError(f"cannot read other conductor {text!r}; write e.g. '2x12 THHN'")
         items.append((int(match[1]), match[2], match[3]))
     return items
 
 
-def _fill(run: Feeder | Circuit, c: ConductorRun, element: str) -> list[Finding]:
+@lru_cache(maxsize=4096)
+def _fill(
+    lines: int,
+    sets: int,
+    size: str,
+    insulation: str,
+    neutral: bool,
+    egc: str | None,
+    other: tuple[str, ...],
+    raceway: RacewayType,
+    trade_size: str | None,
+) -> tuple[Finding, ...]:
+    """Raceway fill findings of a run (element left blank: identical designs share them)."""
+    element = ""
     citation = nec("Chapter 9 Tables 1, 4, 5")
-    if c.raceway.type in _NO_FILL:
-        return []
+    if raceway in _NO_FILL:
+        return ()
     try:
-        items = _fill_conductors(run, c)
-        result = _cached_fill(tuple(items), c.raceway.type.value, c.raceway.trade_size)
+        items = _fill_conductors(lines, sets, size, insulation, neutral, egc, other)
+        result = conduit_fill(items, raceway.value, trade_size)
     except CalcError as exc:
-        return [_not_evaluated(element, "Raceway fill", citation, str(exc))]
+        return (_not_evaluated(element, "Raceway fill", citation, str(exc)),)
     inputs = {
         "conductors": [f"{n}×{s} {i}" for n, s, i in items],
         "raceway": result.raceway,
@@ -209,20 +226,20 @@ def _fill(run: Feeder | Circuit, c: ConductorRun, element: str) -> list[Finding]
         "allowed_pct": result.allowed_pct,
         "min_trade_size": result.min_trade_size,
     }
-    if c.raceway.trade_size is None:
-        return [
+    if trade_size is None:
+        return (
             Finding(
                 element,
                 "Raceway fill",
                 Status.INFO,
                 citation,
-                f"No trade size given; the minimum is {result.min_trade_size} {c.raceway.type.value.upper()}.",
+                f"No trade size given; the minimum is {result.min_trade_size} {raceway.value.upper()}.",
                 inputs,
                 result.steps,
-            )
-        ]
+            ),
+        )
     if result.fits:
-        return [
+        return (
             Finding(
                 element,
                 "Raceway fill",
@@ -231,9 +248,9 @@ def _fill(run: Feeder | Circuit, c: ConductorRun, element: str) -> list[Finding]
                 f"{result.raceway} filled to {num(result.fill_pct, 1)} % ≤ {num(result.allowed_pct, 0)} %.",
                 inputs,
                 result.steps,
-            )
-        ]
-    return [
+            ),
+        )
+    return (
         Finding(
             element,
             "Raceway fill",
@@ -242,14 +259,9 @@ def _fill(run: Feeder | Circuit, c: ConductorRun, element: str) -> list[Finding]
             f"{result.raceway} filled to {num(result.fill_pct, 1)} % > {num(result.allowed_pct, 0)} %.",
             inputs,
             result.steps,
-            fix=f"Use {result.min_trade_size} {c.raceway.type.value.upper()} or larger.",
-        )
-    ]
-
-
-@lru_cache(maxsize=4096)
-def _cached_fill(items: tuple[tuple[int, str, str], ...], raceway: str, trade_size: str | None) -> Fill:
-    return conduit_fill(list(items), raceway, trade_size)
+            fix=f"Use {result.min_trade_size} {raceway.value.upper()} or larger.",
+        ),
+    )
 
 
 def _power_factor(idx: SiteIndex, run: Feeder | Circuit) -> float:
@@ -261,40 +273,61 @@ def _drop(
     idx: SiteIndex, run: Feeder | Circuit, c: ConductorRun, load: float, volts: float, phases: int, element: str
 ) -> tuple[Finding, float]:
     amends = idx.site.jurisdiction.amendments
-    limit = amends.voltage_drop_branch_pct if isinstance(run, Circuit) else amends.voltage_drop_total_pct
-    citation = nec("210.19(A) IN No. 4") if isinstance(run, Circuit) else nec("215.2(A)(1) IN No. 2")
+    branch = isinstance(run, Circuit)
+    limit = amends.voltage_drop_branch_pct if branch else amends.voltage_drop_total_pct
     raceway = _TABLE9_RACEWAY.get(c.raceway.type.value, "pvc")
     amps = load / c.parallel_sets
     pf = _power_factor(idx, run)
+    design = (c.size, c.material.value, amps, volts, phases, c.length_ft, pf, raceway)
+    finding, pct = _drop_finding(*design, limit, amends.enforce_voltage_drop, branch)
+    return finding.at(element), pct
+
+
+@lru_cache(maxsize=4096)
+def _drop_finding(
+    size: str,
+    material: str,
+    amps: float,
+    volts: float,
+    phases: int,
+    length_ft: float,
+    pf: float,
+    raceway: str,
+    limit: float,
+    enforce: bool,
+    branch: bool,
+) -> tuple[Finding, float]:
+    """Voltage-drop finding of a run (element left blank: identical designs share it) and its %."""
+    citation = nec("210.19(A) IN No. 4") if branch else nec("215.2(A)(1) IN No. 2")
     try:
         try:
-            vd = voltage_drop(c.size, c.material.value, amps, volts, phases, c.length_ft, pf, raceway)
+            vd = voltage_drop(size, material, amps, volts, phases, length_ft, pf, raceway)
         except CalcError:
-            vd = voltage_drop(c.size, c.material.value, amps, volts, phases, c.length_ft)  # K method
+            vd = voltage_drop(size, material, amps, volts, phases, length_ft)  # K method
     except CalcError as exc:
-        return _not_evaluated(element, "Voltage drop", citation, str(exc)), 0.0
+        return _not_evaluated("", "Voltage drop", citation, str(exc)), 0.0
     pct = vd.voltage_drop_pct
     inputs = {
         "conductor": vd.conductor,
         "amps": round(amps, 3),
         "volts": volts,
         "phases": phases,
-        "length_ft": c.length_ft,
+        "length_ft": length_ft,
         "method": vd.method,
         "voltage_drop_v": round(vd.voltage_drop_v, 3),
         "voltage_drop_pct": round(pct, 3),
         "limit_pct": limit,
     }
     within = pct <= limit + 1e-9
-    text = f"{num(vd.voltage_drop_v)} V ({num(pct)} %) at {num(amps)} A over {num(c.length_ft, 0)} ft"
-    if amends.enforce_voltage_drop:
+    text = f"{num(vd.voltage_drop_v)} V ({num(pct)} %) at {num(amps)} A over {num(length_ft, 0)} ft"
+    if enforce:
         status = Status.PASS if within else Status.FAIL
         message = f"Voltage drop {text}; the AHJ enforces ≤ {num(limit)} %."
     else:
         status = Status.INFO if within else Status.WARN
         message = f"Voltage drop {text}; recommended ≤ {num(limit)} % (informational note, not enforced)."
     fix = None if within else "Use a larger conductor (and upsize the EGC in proportion, 250.122(B))."
-    return Finding(element, "Voltage drop", status, citation, message, inputs, vd.steps, fix), pct
+    return Finding("", "Voltage drop", status, citation, message, inputs, vd.steps, fix), pct
 
 
 def _total_drop(idx: SiteIndex, circuit: Circuit, branch_pct: float, feeder_drop: dict[str, float]) -> list[Finding]:

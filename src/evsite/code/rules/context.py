@@ -12,7 +12,7 @@ import cmath
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from evsite.site.model import (
     Circuit,
@@ -32,8 +32,11 @@ _ANGLES_3PH = {"L1": 0.0, "L2": -120.0, "L3": 120.0}
 _ANGLES_1PH = {"L1": 0.0, "L2": 180.0, "L3": 0.0}
 
 
+@lru_cache(maxsize=8192)
 def num(value: float, digits: int = 2) -> str:
-    """A number for a report line: thousands separators, no trailing zeros (1,200 / 11.43 / 0.5)."""
+    """A number for a report line: thousands separators, no trailing zeros (1,200 / 11.43 / 0.5).
+
+    Memoised: a large site formats the same few ratings tens of thousands of times."""
     text = f"{value:,.{digits}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -63,6 +66,7 @@ class SiteIndex:
     panels: dict[str, Panel] = field(default_factory=dict)
     meters: dict[str, Meter] = field(default_factory=dict)
     _line_cache: dict[tuple[str, bool], dict[str, float]] = field(default_factory=dict, repr=False)
+    _phasor_cache: dict[tuple[str, bool], dict[str, complex]] = field(default_factory=dict, repr=False)
     v_ll: float = 240.0  # service line-to-line voltage
     v_ln: float = 120.0  # service line-to-neutral voltage
     three_phase: bool = False
@@ -179,6 +183,14 @@ class SiteIndex:
         return dict(self._line_cache[key])
 
     def _node_phasors(self, node_id: str, managed: bool) -> dict[str, complex]:
+        """Memoised per node: every feeder and the service ask for the same subtrees."""
+        key = (node_id, managed)
+        found = self._phasor_cache.get(key)
+        if found is None:
+            found = self._phasor_cache[key] = self._node_phasors_uncached(node_id, managed)
+        return found
+
+    def _node_phasors_uncached(self, node_id: str, managed: bool) -> dict[str, complex]:
         if managed and node_id not in self.circuits and (ems := self.ems_limit(node_id)):
             unmanaged = self._children_phasors(node_id, managed)
             worst = max((abs(v) for v in unmanaged.values()), default=0.0)

@@ -2,8 +2,8 @@
 
 Power work (branch circuits, feeders, service changes, EVSE) needs an electrical permit. Communication
 wiring run to the chargers (Ethernet, RS-485) is low-voltage work that many AHJs permit separately
-(NEC 2023 Chapter 8 for communications circuits, Article 725 for Class 2); the site's jurisdiction
-setting says whether this AHJ does. The tables here go into the permit application as they are.
+(NEC 2023 Article 725 for Class 2 circuits, Articles 800/805 for communications circuits); the site's
+jurisdiction setting says whether this AHJ does. The tables here go into the permit application as they are.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def check(idx: SiteIndex) -> Iterator[Finding]:
     wired = wired_comms(idx)
     setting = site.jurisdiction.low_voltage_permit
     inputs = {"wired_comms_evse": len(wired), "jurisdiction_setting": setting, "interfaces": _interfaces(idx)}
-    citation = nec("Chapter 8 (805), 725")
+    citation = nec("Articles 725, 800, 805")
     if not wired:
         yield Finding(
             "site",
@@ -119,7 +119,7 @@ def scope_table(idx: SiteIndex) -> ReportTable:
             "Low-voltage / structured wiring",
             "yes" if _lv_needed(idx) else "no",
             f"comms cabling to {len(wired_comms(idx))} EVSE ({site.jurisdiction.low_voltage_permit})",
-            "NEC 2023 Chapter 8 (805), 725; AHJ rule",
+            "NEC 2023 Articles 725, 800, 805; AHJ rule",
         ),
         (
             "Building-automation interface",

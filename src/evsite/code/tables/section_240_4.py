@@ -1,7 +1,9 @@
 """NEC 240.4(B) next-size-up limit and 240.4(D) small-conductor overcurrent caps (2023).
 
-240.4(D) applies after correction and adjustment; 8 AWG Al/CCA (reportedly added in 2023) is not
-included because we could not confirm it in the 2023 text.
+240.4(D) applies after correction and adjustment. The 2023 list has eight items: the one new in
+2023 is 14 AWG copper-clad aluminum at 10 A under conditions (continuous load ≤ 8 A, OCPD listed and
+marked for it), not 8 AWG Al as some summaries say. 14 AWG CCA has no Table 310.16 row, so evsite
+rejects it rather than apply the conditional 10 A cap.
 """
 
 from __future__ import annotations
