@@ -14,11 +14,18 @@ Why a limit cannot be exceeded (the safety argument, in order):
 5. Raises are scaled so that, while reductions are still in flight (an EV takes ~15 s to follow a
    lower pilot), the sum over ports of max(what it may still draw, its new setpoint) fits every row
    (what a port may still draw: `reserved`, or the part of its old pilot it keeps).
+
+Every step works on linear rows Σ coef·I ≤ cap. By default a row is a (node, line) with coefficient 1
+(magnitudes add: safe whatever the chargers' power factors). With a `PhaseModel` the rows are the
+facets of a polygon inscribed in the true phasor limit (see `constraint_rows`), so a 208Y/120 V line
+carrying two line-to-line loads 120° apart is held to |I_ab − I_ca| ≤ limit, not I_ab + I_ca ≤ limit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -90,43 +97,272 @@ def port_upper(tree: ConstraintTree, demand: Demand) -> np.ndarray:
     return upper
 
 
+@dataclass(frozen=True)
+class PhasorConstraint:
+    """|Σ_p coef[p]·I_p| ≤ limit_a: a current that is a phasor sum of port currents.
+
+    For limits the constraint tree cannot express, e.g. a delta-wye transformer's primary line, which
+    carries the difference of two secondary line currents.
+    """
+
+    name: str
+    coef: np.ndarray  # complex, one per port (0 where the port does not load it)
+    limit_a: float
+
+
+@dataclass(frozen=True)
+class PhaseModel:
+    """Line currents as phasors instead of arithmetic sums.
+
+    On a three-phase system a line-to-line load is 30° ahead of one line's phase voltage and 30° behind
+    the other's; three-phase and line-to-neutral loads are in phase with it. `angle_tolerance_deg`
+    allows every load's current to sit that far off its nominal angle (power factor, e.g. 11° for
+    PF 0.98): the polygon then covers the worst case. `step_deg` is the spacing of the polygon's
+    facets (capacity lost to the polygon ≤ 1 − cos(step/2), 0.9 % at 15°).
+    """
+
+    angle_tolerance_deg: float = 0.0
+    step_deg: float = 15.0
+    extra: tuple[PhasorConstraint, ...] = field(default_factory=tuple)
+    outer_bound: bool = False
+    """Tangent facets (outside the circle) instead of inscribed ones: a relaxation that can only
+    over-estimate capacity, for upper bounds in benchmarks. Never for setpoints (`allocate_fair` refuses)."""
+
+
+@dataclass
+class Rows:
+    """Linear rows Σ_{e in row} coef[e]·I[cols[e]] ≤ cap[row]; entries sorted by port."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    coef: np.ndarray
+    cap: np.ndarray
+    unit: bool = False  # every coefficient is 1 (the linear model): skip the products
+
+    def weigh(self, values: np.ndarray) -> np.ndarray:
+        """coef · values[port] for every entry."""
+        return values[self.cols] if self.unit else self.coef * values[self.cols]
+
+    def load(self, currents: np.ndarray) -> np.ndarray:
+        return np.bincount(self.rows, weights=self.weigh(currents), minlength=self.cap.size)
+
+
+@dataclass
+class _Facets:
+    """The worst-case (every line of every port) facet incidence of one tree under one phase model."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    coef: np.ndarray
+    line: np.ndarray  # site line of the entry, -1 for `extra` constraints (never narrowed)
+    source: np.ndarray  # per facet row: flat (node·3 + line) index of its limit, or -1 − k for extra[k]
+    extra_limits: np.ndarray
+
+
+def three_phase_system(tree: ConstraintTree) -> bool:
+    """A service with three finite lines (208Y/120, 480Y/277 V); split-phase 120/240 V has two, in antiphase."""
+    return tree.n_nodes > 0 and bool(np.isfinite(tree.limits[0]).sum() == 3)
+
+
+def entry_angles(tree: ConstraintTree) -> np.ndarray:
+    """Angle (degrees) of each incidence entry's current against its line's phase voltage.
+
+    A load between Lx and the line after it in the phase sequence (L1→L2→L3→L1) is +30° on Lx and −30°
+    on the other; on a split-phase service every load is in phase with its lines.
+    """
+    rows, cols = tree.incidence()
+    angle = np.zeros(rows.size)
+    if not three_phase_system(tree):
+        return angle
+    for e in range(rows.size):
+        lines = tree.ports[cols[e]].lines
+        if len(lines) == 2:
+            a, b = lines
+            lead = a if (b - a) % 3 == 1 else b
+            angle[e] = 30.0 if rows[e] % 3 == lead else -30.0
+    return angle
+
+
+def _arc(angles: np.ndarray) -> tuple[float, float]:
+    """The shortest arc (start, width in degrees) holding every angle."""
+    a = np.sort(np.mod(angles, 360.0))
+    if a.size == 1:
+        return float(a[0]), 0.0
+    gaps = np.diff(np.append(a, a[0] + 360.0))
+    k = int(gaps.argmax())
+    start = a[(k + 1) % a.size]
+    return float(start), float(360.0 - gaps[k])
+
+
+def _directions(start: float, width: float, model: PhaseModel) -> tuple[np.ndarray, float]:
+    """Facet directions covering every angle the sum can take, and their half-spacing (degrees)."""
+    tol = model.angle_tolerance_deg
+    span = width + 2 * tol
+    if span >= 180.0:  # the sum can point anywhere: cover the whole circle
+        m = max(3, math.ceil(360.0 / model.step_deg - 1e-9))
+        return np.arange(m) * 360.0 / m, 180.0 / m
+    if span <= 1e-9:
+        return np.array([start]), 0.0
+    m = max(1, math.ceil(span / model.step_deg - 1e-9))
+    spacing = span / m
+    return start - tol + spacing * (np.arange(m) + 0.5), spacing / 2
+
+
+def _facet_coef(
+    angle: np.ndarray, mag: np.ndarray, phi: float, half: float, tol: float, outer: bool = False
+) -> np.ndarray:
+    """Worst-case projection of each entry on direction phi, scaled so the facet lies inside the circle.
+
+    The sum's true direction ψ is within `half` of some facet direction, so its projection there is at
+    least |sum|·cos(half); an entry whose angle may be off by `tol` projects at most cos(|θ − φ| − tol).
+    Negative projections are counted as 0 (more conservative, and keeps every coefficient ≥ 0).
+    """
+    off = np.abs((angle - phi + 180.0) % 360.0 - 180.0)
+    proj = np.cos(np.radians(np.maximum(off - tol, 0.0)))
+    if outer:  # the plain projection: |sum| ≥ projection, so these facets enclose the circle
+        return mag * np.cos(np.radians(off))
+    return mag * np.maximum(proj, 0.0) / math.cos(math.radians(half))
+
+
+_FACET_CACHE: dict[tuple[int, int], tuple[ConstraintTree, PhaseModel, _Facets]] = {}
+
+
+def _facets(tree: ConstraintTree, model: PhaseModel) -> _Facets:
+    key = (id(tree), id(model))
+    hit = _FACET_CACHE.get(key)
+    if hit is not None and hit[0] is tree and hit[1] is model:
+        return hit[2]
+    base_rows, base_cols = tree.incidence()
+    angle = entry_angles(tree)
+    finite = np.isfinite(tree.limits.reshape(-1))
+    out_rows: list[np.ndarray] = []
+    out_cols: list[np.ndarray] = []
+    out_coef: list[np.ndarray] = []
+    out_line: list[np.ndarray] = []
+    source: list[int] = []
+    order = np.argsort(base_rows, kind="stable")
+    bounds = np.flatnonzero(np.diff(np.r_[-1, base_rows[order], -2]))
+    for s, e in itertools.pairwise(bounds):
+        idx = order[s:e]
+        row = int(base_rows[idx[0]])
+        start, width = _arc(angle[idx]) if finite[row] else (0.0, 0.0)
+        phis, half = _directions(start, width, model) if finite[row] else (np.array([0.0]), 0.0)
+        for phi in phis:
+            out_rows.append(np.full(idx.size, len(source)))
+            out_cols.append(base_cols[idx])
+            out_coef.append(
+                _facet_coef(
+                    angle[idx], np.ones(idx.size), float(phi), half, model.angle_tolerance_deg, model.outer_bound
+                )
+            )
+            out_line.append(np.full(idx.size, row % 3))
+            source.append(row)
+    for k, c in enumerate(model.extra):
+        ports = np.flatnonzero(np.abs(c.coef) > 0)
+        if ports.size == 0:
+            continue
+        ang = np.degrees(np.angle(c.coef[ports]))
+        mag = np.abs(c.coef[ports])
+        phis, half = _directions(*_arc(ang), model)
+        for phi in phis:
+            out_rows.append(np.full(ports.size, len(source)))
+            out_cols.append(ports)
+            out_coef.append(_facet_coef(ang, mag, float(phi), half, model.angle_tolerance_deg, model.outer_bound))
+            out_line.append(np.full(ports.size, -1))
+            source.append(-1 - k)
+    rows = np.concatenate(out_rows) if out_rows else np.zeros(0, dtype=np.int64)
+    cols = np.concatenate(out_cols) if out_cols else np.zeros(0, dtype=np.int64)
+    coef = np.concatenate(out_coef) if out_coef else np.zeros(0)
+    line = np.concatenate(out_line) if out_line else np.zeros(0, dtype=np.int64)
+    keep = coef != 0  # inscribed facets clamp at 0; outer-bound facets may be negative
+    by_port = np.argsort(cols[keep], kind="stable")
+    facets = _Facets(
+        rows=rows[keep][by_port].astype(np.int64),
+        cols=cols[keep][by_port].astype(np.int64),
+        coef=coef[keep][by_port],
+        line=line[keep][by_port].astype(np.int64),
+        source=np.asarray(source, dtype=np.int64),
+        extra_limits=np.array([c.limit_a for c in model.extra], dtype=float),
+    )
+    if len(_FACET_CACHE) > 16:
+        _FACET_CACHE.clear()
+    _FACET_CACHE[key] = (tree, model, facets)
+    return facets
+
+
+def constraint_rows(tree: ConstraintTree, limits: np.ndarray, demand: Demand, phases: PhaseModel | None = None) -> Rows:
+    """Rows left for controllable ports after fixed loads and overdraw, on the lines each port draws.
+
+    Linear (default): one row per (node, line), coefficient 1. With `phases`: the facets of each row's
+    phasor limit, plus the model's extra constraints.
+    """
+    flat = limits.reshape(-1)
+    fixed = np.nan_to_num(demand.fixed, nan=0.0)
+    if phases is None:
+        rows, cols = tree.incidence(demand.line_mask)
+        coef = np.ones(rows.size)
+        worst_rows, worst_cols = tree.incidence()  # an uncontrolled port may draw on every line it has
+        cap = flat - np.bincount(worst_rows, weights=fixed[worst_cols], minlength=flat.size)
+    else:
+        f = _facets(tree, phases)
+        keep = f.line < 0
+        keep[~keep] = demand.line_mask[f.cols[~keep], f.line[~keep]]
+        rows, cols, coef = f.rows[keep], f.cols[keep], f.coef[keep]
+        base = flat[np.maximum(f.source, 0)]
+        if f.extra_limits.size:
+            base = np.where(f.source >= 0, base, f.extra_limits[np.clip(-1 - f.source, 0, f.extra_limits.size - 1)])
+        cap = base - np.bincount(f.rows, weights=f.coef * fixed[f.cols], minlength=base.size)
+    if demand.excess is not None:
+        cap = cap - np.bincount(rows, weights=coef * demand.excess[cols], minlength=cap.size)
+    cap = np.where(np.isfinite(cap), np.maximum(cap, 0.0), 1e12)
+    return Rows(rows, cols, coef, cap, unit=phases is None)
+
+
 def _slices(cols: np.ndarray, n: int) -> np.ndarray:
     return np.searchsorted(cols, np.arange(n + 1))
 
 
 def _admit(
-    rows: np.ndarray, cols: np.ndarray, cap: np.ndarray, candidates: np.ndarray, demand: Demand, resume_margin_a: float
+    rc: Rows, candidates: np.ndarray, demand: Demand, resume_margin_a: float, hold: np.ndarray | None = None
 ) -> np.ndarray:
-    """Choose which ports get the 6 A minimum when not all of them can (the rest pause)."""
-    need = np.bincount(rows, weights=J1772_MIN_A * candidates[cols], minlength=cap.size)
-    if np.all(need <= cap):
+    """Choose which ports get the 6 A minimum when not all of them can (the rest pause).
+
+    `hold`: ports that already hold a feasible allocation keep it (admitted first, at that value).
+    """
+    rows, cols, coef = rc.rows, rc.cols, rc.coef
+    need_a = np.full(candidates.size, J1772_MIN_A) if hold is None else np.maximum(hold, J1772_MIN_A)
+    need = np.bincount(rows, weights=rc.weigh(need_a * candidates), minlength=rc.cap.size)
+    if np.all(need <= rc.cap):
         return candidates
     admitted = np.zeros_like(candidates)
-    residual = cap.copy()
+    residual = rc.cap.copy()
     starts = _slices(cols, candidates.size)
     charging = demand.previous >= J1772_MIN_A
-    # Charging ports first (no contactor cycling), then higher weight, then lower rank.
-    order = np.lexsort((demand.rank, -demand.weight, ~charging))
+    if hold is not None:
+        charging = charging | (hold >= J1772_MIN_A)
+    # Holding and charging ports first (no contactor cycling), then higher weight, then lower rank.
+    first = np.zeros(candidates.size, dtype=bool) if hold is None else hold >= J1772_MIN_A
+    order = np.lexsort((demand.rank, -demand.weight, ~charging, ~first))
     for p in order:
         if not candidates[p]:
             continue
         r = rows[starts[p] : starts[p + 1]]
+        c = 1.0 if rc.unit else coef[starts[p] : starts[p + 1]]
         margin = 0.0 if charging[p] else resume_margin_a
-        if np.all(residual[r] >= J1772_MIN_A + margin):
-            residual[r] -= J1772_MIN_A
+        if np.all(residual[r] >= c * (need_a[p] + margin) - 1e-9):
+            residual[r] -= c * need_a[p]
             admitted[p] = True
     return admitted
 
 
-def _water_fill(
-    rows: np.ndarray, cols: np.ndarray, cap: np.ndarray, bound: np.ndarray, weight: np.ndarray, active: np.ndarray
-) -> np.ndarray:
-    """Weighted max-min fair x ≥ 0 with x ≤ bound and Σ x over each row ≤ cap (cap ≥ 0)."""
+def _water_fill(rc: Rows, cap: np.ndarray, bound: np.ndarray, weight: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Weighted max-min fair x ≥ 0 with x ≤ bound and Σ coef·x over each row ≤ cap (cap ≥ 0, coef > 0)."""
+    rows, cols = rc.rows, rc.cols
     x = np.zeros(bound.size)
     active = active & (bound > 0)
     while active.any():
-        load = np.bincount(rows, weights=x[cols], minlength=cap.size)
-        w_row = np.bincount(rows, weights=(weight * active)[cols], minlength=cap.size)
+        load = np.bincount(rows, weights=rc.weigh(x), minlength=cap.size)
+        w_row = np.bincount(rows, weights=rc.weigh(weight * active), minlength=cap.size)
         slack = np.maximum(cap - load, 0.0)
         live = w_row > 0
         dt_rows = slack[live] / w_row[live]
@@ -141,9 +377,7 @@ def _water_fill(
     return x
 
 
-def phase_in_raises(
-    rows: np.ndarray, cols: np.ndarray, cap: np.ndarray, target: np.ndarray, reserved: np.ndarray, previous: np.ndarray
-) -> np.ndarray:
+def phase_in_raises(rc: Rows, target: np.ndarray, reserved: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """Scale raises so that in-flight reductions plus the raises still fit every row.
 
     While an EV has not yet followed a lower pilot it may draw `reserved`; raising another port by
@@ -151,14 +385,15 @@ def phase_in_raises(
     at (up to) the pilot it already has is not a raise: it counts in the base, so such a port is
     never paused just because its EV momentarily draws less.
     """
+    rows, cols, cap = rc.rows, rc.cols, rc.cap
     held = np.maximum(reserved, np.minimum(previous, target))
     raise_ = target > held + _EPS
     if not raise_.any():
         return target
     base = np.where(raise_, held, np.maximum(held, target))
     extra = np.where(raise_, target - held, 0.0)
-    base_row = np.bincount(rows, weights=base[cols], minlength=cap.size)
-    extra_row = np.bincount(rows, weights=extra[cols], minlength=cap.size)
+    base_row = np.bincount(rows, weights=rc.weigh(base), minlength=cap.size)
+    extra_row = np.bincount(rows, weights=rc.weigh(extra), minlength=cap.size)
     with np.errstate(divide="ignore", invalid="ignore"):
         alpha_row = np.where(extra_row > 0, np.clip((cap - base_row) / extra_row, 0.0, 1.0), 1.0)
     alpha = np.ones(target.size)
@@ -169,15 +404,9 @@ def phase_in_raises(
 
 
 def effective_capacity(tree: ConstraintTree, limits: np.ndarray, demand: Demand) -> tuple[np.ndarray, ...]:
-    """Row capacities left for controllable ports after fixed loads, and the incidence to use."""
-    rows, cols = tree.incidence(demand.line_mask)
-    worst_rows, worst_cols = tree.incidence()  # an uncontrolled port may draw on every line it has
-    fixed = np.nan_to_num(demand.fixed, nan=0.0)
-    fixed_load = np.bincount(worst_rows, weights=fixed[worst_cols], minlength=tree.n_nodes * 3)
-    cap = limits.reshape(-1) - fixed_load
-    if demand.excess is not None:
-        cap = cap - np.bincount(rows, weights=demand.excess[cols], minlength=tree.n_nodes * 3)
-    return rows, cols, np.where(np.isfinite(cap), np.maximum(cap, 0.0), 1e12)
+    """Row capacities left for controllable ports after fixed loads, and the incidence (linear rows)."""
+    rc = constraint_rows(tree, limits, demand)
+    return rc.rows, rc.cols, rc.cap
 
 
 def allocate_fair(
@@ -187,23 +416,55 @@ def allocate_fair(
     *,
     resume_margin_a: float = 1.0,
     upper: np.ndarray | None = None,
+    phases: PhaseModel | None = None,
+    lower: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weighted max-min fair setpoints (A per line) for every port; 0 means pause.
 
     `limits` (nodes × 3) defaults to the design limits; signals lower it (see `evsite.control.signals`).
     `upper` optionally caps ports further (the MPC policy passes its planned rates).
+    `phases` switches from arithmetic to phasor line currents (see `PhaseModel`).
+    `lower`: a feasible allocation to start from (ports keep at least that; the rest is shared on top).
     """
+    if phases is not None and phases.outer_bound:
+        raise ValueError("an outer-bound phase model over-estimates capacity: it is for bounds, not setpoints")
     limits = tree.limits if limits is None else limits
-    rows, cols, cap = effective_capacity(tree, limits, demand)
+    rc = constraint_rows(tree, limits, demand, phases)
     bound = port_upper(tree, demand) if upper is None else np.minimum(port_upper(tree, demand), floor_step(upper))
     bound = np.where(bound >= J1772_MIN_A, bound, 0.0)
-    admitted = _admit(rows, cols, cap, bound >= J1772_MIN_A, demand, resume_margin_a)
+    hold = None if lower is None else np.where(lower >= J1772_MIN_A, np.minimum(lower, bound), 0.0)
+    admitted = _admit(rc, bound >= J1772_MIN_A, demand, resume_margin_a, hold)
     base = np.where(admitted, J1772_MIN_A, 0.0)
-    residual = np.maximum(cap - np.bincount(rows, weights=base[cols], minlength=cap.size), 0.0)
-    surplus = _water_fill(rows, cols, residual, np.where(admitted, bound - J1772_MIN_A, 0.0), demand.weight, admitted)
+    if hold is not None:
+        base = np.where(admitted, np.maximum(hold, base), 0.0)
+    residual = np.maximum(rc.cap - rc.load(base), 0.0)
+    surplus = _water_fill(rc, residual, np.where(admitted, bound - base, 0.0), demand.weight, admitted)
     target = np.where(admitted, floor_step(base + surplus), 0.0)
     target = np.minimum(target, bound)
-    return phase_in_raises(rows, cols, cap, target, demand.reserved, demand.previous)
+    return phase_in_raises(rc, target, demand.reserved, demand.previous)
+
+
+NEED_BUFFER_S = 1800.0  # aim to be done half an hour before departure (EVs taper at the end)
+NEED_WEIGHT_MIN = 0.05
+
+
+def need_weights(
+    remaining_wh: np.ndarray, departure_s: np.ndarray, volts: np.ndarray, now: float, top_a: np.ndarray
+) -> np.ndarray:
+    """Each EV's share of the fair allocation: the current it needs to be done by its departure.
+
+    Equal-current sharing is blind to need: an EV that must average 45 A to get its energy in a
+    3-hour stay and one that needs 8 A over 8 hours both get the same current; the first leaves with
+    a third of its energy while the second is done early. Weighting each EV by the current it needs
+    (as a fraction of what its port and car can take, floored at `NEED_WEIGHT_MIN`) gives every EV
+    the same fraction of what it needs instead. An EV whose departure or energy is unknown counts as
+    needing its full maximum (weight 1), so knowing less never earns less.
+    """
+    hours = np.maximum((departure_s - NEED_BUFFER_S - now) / 3600.0, 1.0 / 12.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        needed = remaining_wh / (volts * hours)
+        weight = np.clip(needed / np.maximum(top_a, 1e-9), NEED_WEIGHT_MIN, 1.0)
+    return np.where(np.isfinite(needed), weight, 1.0)
 
 
 def reserved_current(
@@ -223,14 +484,39 @@ def reserved_current(
     return np.where(settled, trusted, worst)
 
 
-def check_feasible(tree: ConstraintTree, setpoints: np.ndarray, limits: np.ndarray | None = None) -> list[str]:
+def line_currents(
+    tree: ConstraintTree, currents: np.ndarray, phases: PhaseModel | None = None, line_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """True current per (node, line) (nodes × 3) and per extra constraint when port p draws currents[p].
+
+    Linear: arithmetic sums. With `phases`: magnitudes of the phasor sums at the nominal angles.
+    """
+    if phases is None:
+        return tree.node_load(currents, line_mask), np.zeros(0)
+    rows, cols = tree.incidence()
+    angle = entry_angles(tree)
+    drawn = currents[cols] * (1.0 if line_mask is None else line_mask[cols, rows % 3])
+    phasor = drawn * np.exp(1j * np.radians(angle))
+    flat = np.zeros(tree.n_nodes * 3, dtype=complex)
+    np.add.at(flat, rows, phasor)
+    extra = np.array([abs(np.sum(c.coef * currents)) for c in phases.extra])
+    return np.abs(flat).reshape(tree.n_nodes, 3), extra
+
+
+def check_feasible(
+    tree: ConstraintTree, setpoints: np.ndarray, limits: np.ndarray | None = None, phases: PhaseModel | None = None
+) -> list[str]:
     """Every violated (node, line) and every non-J1772 setpoint, as readable strings (empty if none)."""
     limits = tree.limits if limits is None else limits
     problems = []
-    load = tree.node_load(setpoints)
+    load, extra = line_currents(tree, setpoints, phases)
     over = np.argwhere(load > limits + 1e-9)
     for n, ln in over:
         problems.append(f"{tree.node_ids[n]} L{ln + 1}: {load[n, ln]:.2f} A > {limits[n, ln]:.2f} A")
+    for k, amps in enumerate(extra):
+        c = phases.extra[k] if phases is not None else None
+        if c is not None and amps > c.limit_a + 1e-9:
+            problems.append(f"{c.name}: {amps:.2f} A > {c.limit_a:.2f} A")
     for p, value in enumerate(setpoints):
         if 0 < value < J1772_MIN_A:
             problems.append(f"{tree.ports[p].key}: {value} A is inside the J1772 dead band")
