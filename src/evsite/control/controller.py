@@ -37,6 +37,8 @@ from evsite.runtime.events import (
 from evsite.site.model import Site
 
 WANTS_ENERGY = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Occupied"}
+NO_CURRENT = {"Available", "Preparing", "Finishing", "Reserved", "Unavailable", "Faulted"}
+"""Statuses in which a connector's contactor is open (OCPP 1.6 §4.9): no current flows, whatever was sampled."""
 
 
 @dataclass
@@ -67,7 +69,7 @@ class ControllerSettings:
     taper_tolerance_a: float = 2.0  # drawing this much below the offer counts as "not taking it"
     settle_s: float = 15.0  # time an EV may take to follow a new pilot
     pilot_update_s: float = 5.0  # the EVSE changes its PWM at most this often
-    raise_deadband_a: float = 1.0  # smaller raises are not worth a message (reductions always are)
+    raise_deadband_a: float = 1.0  # smaller raises wait until the port has held its value for settle_s
     min_pause_s: float = 60.0
     retry_s: float = 30.0
     stale_sample_s: float = 120.0  # a port whose meter went quiet counts at its ceiling
@@ -109,6 +111,7 @@ class Controller:
         self.last_setpoints = np.zeros(n)
         self.inflight = np.zeros(n, dtype=bool)
         self.ev_cap = np.full(n, np.inf)  # learned cap of an EV that takes less than offered
+        self._line_mask = self.tree.line_mask()
 
     def _volts(self) -> np.ndarray:
         system = self.site.service.system
@@ -146,6 +149,8 @@ class Controller:
             if not self.present[p]:
                 self.needs.requested_wh[p] = np.nan
                 self.needs.departure_s[p] = np.nan
+            if event.status in NO_CURRENT:
+                self.measured[p] = 0.0  # contactor open: its last sample no longer describes it
             return was != bool(self.present[p])
         if isinstance(event, MeterSample):
             p = self.port(event.source, event.connector_id)
@@ -165,6 +170,7 @@ class Controller:
                 self.present[p] = True
             else:
                 self.start_wh[p] = np.nan
+                self.measured[p] = 0.0  # StopTransaction: the charger has opened its contactor
             return True
         if isinstance(event, ChargerConnected):
             ports = self._by_cp.get(event.charge_point_id, [])
@@ -238,6 +244,28 @@ class Controller:
         self.sent[p] = value
         self.changed_at[p] = now
 
+    def uncertain(self, now: float) -> np.ndarray:
+        """Ports whose EV current may differ from the last sample: a setpoint in flight, a change not yet
+        confirmed by a sample taken a pilot update after it, or no recent sample at all."""
+        s = self.settings
+        unconfirmed = self.measured_at < self.changed_at + s.pilot_update_s
+        return self.present & (self.inflight | unconfirmed | (now - self.measured_at > s.stale_sample_s))
+
+    def ev_current_bounds(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per port and site line (ports × 3): the least and the most each EV may be drawing now.
+
+        Both are the last sample where it is still valid. Where it is not (`uncertain`), the EV may
+        be anywhere between the lower and the higher of that sample and the pilots it may be following
+        (on every line of its port): its accepted setpoint and the highest one not yet confirmed.
+        """
+        lower, upper = self.measured.copy(), self.measured.copy()
+        moving = self.uncertain(now)
+        if moving.any():
+            mask = self._line_mask[moving]
+            lower[moving] = np.minimum(lower[moving], np.where(mask, self.sent[moving, None], 0.0))
+            upper[moving] = np.maximum(upper[moving], np.where(mask, self.ceiling[moving, None], 0.0))
+        return lower, upper
+
     # ------------------------------------------------------------------ decisions
 
     def demand(self, now: float) -> Demand:
@@ -293,9 +321,16 @@ class Controller:
         setpoints = self.policy(self.tree, demand, limits, now, self.needs)
         self.last_setpoints = setpoints
         retry = self.unresponsive & (now - self.failed_at >= self.settings.retry_s) & ~self.offline
-        # Every reduction is sent; a raise only when worth a message (≥ raise_deadband_a, or a resume).
+        # Every reduction is sent; a raise only when worth a message (≥ raise_deadband_a, or a resume), or
+        # once the port has held its value for a settle time: a small gap must not stay unused for ever.
         delta = setpoints - self.sent
-        worth = (delta <= -0.05) | (delta >= self.settings.raise_deadband_a) | ((self.sent == 0) & (setpoints > 0))
+        held = now - self.changed_at >= self.settings.settle_s
+        worth = (
+            (delta <= -0.05)
+            | (delta >= self.settings.raise_deadband_a)
+            | ((self.sent == 0) & (setpoints > 0))
+            | ((delta >= 0.05) & held)
+        )
         changed = worth & ~self.unresponsive & ~self.offline
         return setpoints, np.flatnonzero((changed | retry) & ~self.inflight)
 

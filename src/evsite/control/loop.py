@@ -7,6 +7,21 @@ meter sample shows it was followed. A charger that rejects or does not answer wi
 
 Measured: `t_dispatch` (a signal → the last resulting setpoint accepted) and `t_comply` (a signal →
 the first meter samples showing every node within its new limit), kept in `dispatch_log`.
+
+Building load from a site meter: a meter that sees the EVs and the building together gives the
+building as meter − EV current, and the EV part must be the current flowing at the meter's reading
+time. Chargers report it only every `meter_value_interval_s`, so right after a setpoint change the
+last sample is wrong: subtracting it made the house look 32 A lighter the moment a car followed a
+48 → 16 A reduction, and the car was raised again (16 ↔ 48 A every poll until its next sample).
+So `ev_current_a` gives the most the EVs may be drawing (meter − that can only under-estimate the
+building), and a reading taken while EVs under the meter are in such a transition lowers the
+building estimate only as far as the evidence forces: the true building is at most the reading
+plus the spread of what those EVs may be drawing (see `_hold_building`).
+
+Liveness: after every successful cycle the loop tells the chargers' side it is alive
+(`ChargerCommands.controller_alive`), which is what keeps the chargers' fail-safe caps lifted. A
+steady site may send no setpoint for hours; a stopped or failing loop stops vouching and the
+chargers fall back to their fail-safe limits.
 """
 
 from __future__ import annotations
@@ -15,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +38,14 @@ import numpy as np
 
 from evsite.control.controller import Controller, ControllerSettings, Policy
 from evsite.control.signals import PvSettings, SiteLimits
-from evsite.control.tree import build_tree
+from evsite.control.tree import LINES, build_tree
 from evsite.runtime.events import ChargerCommands, EventBus, MeterSample, SiteSignal
 from evsite.site.model import Site
 
 log = logging.getLogger(__name__)
+
+LIVENESS_CYCLES = 3.0
+"""A cycle vouches for this many cycle periods, so one late cycle (a busy event loop) is not a death."""
 
 
 def policy_function(name: str, site: Site | None = None) -> Policy:
@@ -72,6 +90,8 @@ class ControlLoop:
         self._sends: set[asyncio.Task[None]] = set()
         self._open: DispatchRecord | None = None
         self._current_limits = tree.limits.copy()
+        # Meters that see only the building (no EV behind them): their readings need no hold.
+        self._direct_meters = {m.id for m in site.meters if m.role.value == "building"}
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._run())]
@@ -85,6 +105,11 @@ class ControlLoop:
                 await task
         self._tasks.clear()
 
+    @property
+    def sends_in_flight(self) -> int:
+        """Setpoints sent and not yet answered (plus dispatch timers): 0 when the site is quiet."""
+        return len(self._sends)
+
     def snapshot(self) -> dict[str, Any]:
         return self.controller.snapshot(self._current_limits)
 
@@ -95,6 +120,7 @@ class ControlLoop:
                 event = await queue.get()
                 now = time.time()
                 if isinstance(event, SiteSignal):
+                    event = self._hold_building(event, now)
                     try:
                         self.limits.update(event)
                     except ValueError as exc:
@@ -107,6 +133,46 @@ class ControlLoop:
                     self._wake.set()
                 if isinstance(event, MeterSample):
                     self._check_compliance(now)
+
+    def ev_current_a(self, node: str) -> dict[str, float] | None:
+        """The most the EVs under `node` may be drawing now, per line (None for an unknown node).
+
+        What a site-meter adapter subtracts from its reading to get the building load (see above).
+        """
+        c = self.controller
+        n = c.tree.node_index.get(node)
+        if n is None:
+            return None
+        _, upper = c.ev_current_bounds(time.time())
+        per_line = c.tree.node_load_lines(upper)[n]
+        return {name: float(per_line[k]) for k, name in enumerate(LINES)}
+
+    def _hold_building(self, signal: SiteSignal, now: float) -> SiteSignal:
+        """Keep a meter − EV building reading from falling further than the evidence forces.
+
+        With `ev_current_a` subtracted, the reading R is at most the true building B, and B is at most
+        R + spread, the spread being what the EVs under the meter may be drawing beyond their least.
+        So the estimate becomes max(R, min(previous estimate, R + spread)) per line: exact when no EV
+        is changing (spread 0), held while one is, and never above what the meter allows.
+        """
+        if signal.kind != "building_load" or signal.stale or signal.source in self._direct_meters:
+            return signal
+        previous = self.limits.building.get(signal.node)
+        node = self.controller.tree.node_index.get(signal.node)
+        if previous is None or previous.stale or node is None:
+            return signal
+        lower, upper = self.controller.ev_current_bounds(now)
+        spread = self.controller.tree.node_load_lines(upper - lower)[node]
+        if not spread.any():
+            return signal
+        held = dict(signal.current_a)
+        for k, line in enumerate(LINES):
+            reading = held.get(line)
+            if reading is None and previous.current[k] == 0:
+                continue
+            reading = max(0.0, reading or 0.0)
+            held[line] = max(reading, min(float(previous.current[k]), reading + float(spread[k])))
+        return replace(signal, current_a=held)
 
     def _check_compliance(self, now: float) -> None:
         pending = [r for r in self.dispatch_log if r.t_comply_s is None]
@@ -124,8 +190,10 @@ class ControlLoop:
             self._wake.clear()
             try:
                 self.cycle()
+                self.commands.controller_alive(LIVENESS_CYCLES * self.cycle_s)
             except Exception:  # a bug in one cycle must not stop the site's control
-                log.exception("control cycle failed; chargers keep their last (fail-safe bounded) limits")
+                # Not vouching for this cycle: if failures persist the lifts lapse to the fail-safe caps.
+                log.exception("control cycle failed; chargers keep their last limits for now")
 
     def cycle(self) -> None:
         started = time.perf_counter()

@@ -122,7 +122,7 @@ class CentralSystem:
         self._server: Server | None = None
         self._lift_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._last_command = float("-inf")
+        self._controller_until = float("-inf")  # time.monotonic() until which the load manager vouched
 
     # ------------------------------------------------------------------ life cycle
 
@@ -345,12 +345,22 @@ class CentralSystem:
             raise NotConnected(cp_id)
         return session
 
+    def controller_alive(self, valid_s: float) -> None:
+        """The control loop completed a cycle: keep lifting fail-safe caps for `valid_s` more seconds."""
+        self._controller_until = max(self._controller_until, time.monotonic() + valid_s)
+
     def controller_active(self) -> bool:
-        """Whether the load manager sent a setpoint within the last lease (see `ChargePointSession.renew`)."""
-        return time.monotonic() - self._last_command < self.settings.lift_lease_s
+        """Whether the load manager is alive, so lifts may be renewed (see `ChargePointSession.renew`).
+
+        Alive means its control loop reported a cycle (`controller_alive`) recently. A setpoint also
+        vouches for half a lease, so that a lift sent with it survives at least one renewal (callers
+        without a control loop, such as tests and operator tools). When the loop stops, renewals stop
+        and every lift lapses within about one lease.
+        """
+        return time.monotonic() < self._controller_until
 
     async def set_connector_limit(self, charge_point_id: str, connector_id: int, limit_a: float) -> bool:
-        self._last_command = time.monotonic()
+        self.controller_alive(self.settings.lift_lease_s / 2)
         session = self.sessions.get(charge_point_id)
         if session is None:
             self.bus.publish(SetpointResult(charge_point_id, connector_id, limit_a, False, "not connected"))

@@ -120,6 +120,14 @@ class ChargerCommands(Protocol):
 
     def connected_charge_points(self) -> list[str]: ...
 
+    def controller_alive(self, valid_s: float) -> None:
+        """The load manager just completed a control cycle and vouches for the site for `valid_s` seconds.
+
+        Chargers run above their fail-safe caps only while this keeps coming: a steady site sends no
+        setpoints for long stretches, so silence on the command path cannot mean "controller gone".
+        """
+        ...
+
 
 class EventBus:
     """In-process publish/subscribe. Slow subscribers lose the oldest events, never block publishers."""

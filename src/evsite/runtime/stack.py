@@ -143,22 +143,6 @@ class VenDemandResponse:
         return True
 
 
-def ev_current_source(control: ControlLoop) -> Any:
-    """`node → EV current per line now measured through it`, so a site meter's reading minus this is the building."""
-    from evsite.control.tree import LINES
-
-    controller = control.controller
-
-    def ev_current(node: str) -> dict[str, float] | None:
-        n = controller.tree.node_index.get(node)
-        if n is None:
-            return None
-        per_line = controller.tree.node_load_lines(controller.measured)[n]
-        return {name: float(per_line[k]) for k, name in enumerate(LINES)}
-
-    return ev_current
-
-
 def _attach_reports(runtime: SiteRuntime, store: OcppStore) -> None:
     """Design-check report, one-line diagram and billing statements for the API."""
     from evsite.code.check import check_site
@@ -256,7 +240,7 @@ async def _start_integrations(stack: contextlib.AsyncExitStack, running: Running
             running.bus,
             state=lambda: _bms_state(running),
             commands=BusCommands(site, running.bus),
-            ev_current=ev_current_source(running.control),
+            ev_current=running.control.ev_current_a,
             ven=ven,
         ),
         name="integrations",
