@@ -26,6 +26,10 @@ class FakeChargers:
         self.calls = 0
         self.reject = reject or set()
         self.hang = hang or set()
+        self.alive_until = 0.0
+
+    def controller_alive(self, valid_s: float) -> None:
+        self.alive_until = valid_s
 
     async def set_connector_limit(self, charge_point_id: str, connector_id: int, limit_a: float) -> bool:
         self.calls += 1

@@ -105,7 +105,7 @@ async def test_full_session_with_ocpp_package_charge_point(cs: CentralSystem) ->
         await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[sample]))
 
         assert await cs.set_connector_limit("WP-01", 1, 12.37)
-        lift, tx_profile = cp.profiles[1], cp.profiles[2]
+        tx_profile, lift = cp.profiles[1], cp.profiles[2]  # setpoint first: never a moment at nameplate
         assert lift["charging_profile_purpose"] == "ChargePointMaxProfile"
         assert lift["stack_level"] == 1 and "valid_to" in lift
         assert tx_profile["charging_profile_purpose"] == "TxProfile"

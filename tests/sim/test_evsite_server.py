@@ -35,6 +35,8 @@ async def wait_for(predicate, timeout: float = 15.0) -> None:  # type: ignore[no
 
 async def test_fleet_rides_through_an_evsite_outage(tmp_path: Path) -> None:
     site: Site = load_site(EXAMPLES / "workplace-20.yaml")
+    # evsite sets each charger's sample interval from the site at boot: 1 s fills the offline queues fast.
+    site = site.model_copy(update={"control": site.control.model_copy(update={"meter_value_interval_s": 1})})
     store = await OcppStore.open(f"sqlite+aiosqlite:///{tmp_path / 'cs.db'}", synchronous="NORMAL")
     # evsite lifts the fail-safe cap with a leased profile while it runs; a short lease keeps the test short.
     lease_s = 2.0

@@ -348,6 +348,25 @@ class ChargePointSession:
             if status not in ("Accepted", "RebootRequired"):
                 log.warning("%s: ChangeConfiguration %s=%s: %s", self.cp_id, key, value, status)
 
+    def _setpoint_valid_to(self, now: datetime, for_transaction: bool) -> datetime | None:
+        """When a setpoint profile must lapse if evsite stops renewing it (None: it may stay).
+
+        - Fall-back mode (no ChargePointMax): every setpoint is the lease, so it lapses with evsite.
+        - With a lifted ChargePointMax: a running transaction's TxProfile may stay (once the lift lapses
+          the fail-safe cap bounds it), but the TxDefault of an idle connector is what a car arriving
+          while evsite is down would get. It holds the load manager's allocation for that port (often
+          0) for a little longer than the lift, so a new car cannot take the charger's nameplate in the
+          window before the lift lapses, and cannot stay blocked after it: then the fail-safe share applies.
+        """
+        lease = self.cs.settings.lift_lease_s
+        if lease <= 0:
+            return None
+        if self.failsafe_kind == "TxDefaultProfile":
+            return now + timedelta(seconds=lease)
+        if self.failsafe_kind == "ChargePointMaxProfile" and not for_transaction:
+            return now + timedelta(seconds=lease * 1.5)
+        return None
+
     async def renew(self) -> None:
         """Keep the leases that lift the fail-safe, but only while the load manager is alive.
 
@@ -359,9 +378,11 @@ class ChargePointSession:
             return
         if self.failsafe_kind == "ChargePointMaxProfile":
             await self.renew_lift()
-        elif self.failsafe_kind == "TxDefaultProfile":
-            for connector_id, limit in list(self.setpoints.items()):
-                await self._apply_setpoint(connector_id, limit)
+            idle = [(c, limit) for c, limit in self.setpoints.items() if c not in self.active_tx]
+        else:
+            idle = list(self.setpoints.items())  # fall-back mode: every setpoint is leased
+        for connector_id, limit in idle:
+            await self._apply_setpoint(connector_id, limit)
 
     async def renew_lift(self) -> bool:
         """(Re)install the leased ChargePointMax that lifts the fail-safe cap."""
@@ -396,27 +417,29 @@ class ChargePointSession:
         """Install a setpoint (lifting the fail-safe cap first if needed); True once accepted."""
         self.setpoints[connector_id] = profiles.pilot_limit_a(limit_a)
         lease = self.cs.settings.lift_lease_s
+        # The setpoint goes first: a lift installed before it would let the charger offer its nameplate
+        # for a moment. Until the lift arrives the fail-safe cap holds, which can only be lower.
+        accepted = await self._apply_setpoint(connector_id, limit_a)
         if (
             self.failsafe_kind == "ChargePointMaxProfile"
             and lease > 0
             and self.lift_until - time.monotonic() < lease / 3
         ):
             await self.renew_lift()
-        return await self._apply_setpoint(connector_id, limit_a)
+        return accepted
 
     async def _apply_setpoint(self, connector_id: int, limit_a: float) -> bool:
         """Send the setpoint profile; falls back from TxProfile to TxDefaultProfile when rejected."""
         limit = profiles.pilot_limit_a(limit_a)
         tx_id = self.active_tx.get(connector_id)
         now = utcnow()
-        leased = self.failsafe_kind == "TxDefaultProfile" and self.cs.settings.lift_lease_s > 0
-        valid_to = now + timedelta(seconds=self.cs.settings.lift_lease_s) if leased else None
         statuses = []
         accepted = False
         for use_tx in [True, False] if tx_id is not None else [False]:
             profile = profiles.setpoint_profile(
-                connector_id, limit, self.caps, self.watts_per_amp, now, tx_id if use_tx else None, valid_to
-            )
+                connector_id, limit, self.caps, self.watts_per_amp, now, tx_id if use_tx else None,
+                self._setpoint_valid_to(now, use_tx),
+            )  # fmt: skip
             status = await self.send_profile(connector_id, profile, limit)
             statuses.append(f"{profile['chargingProfilePurpose']}: {status}")
             if status == "Accepted":
