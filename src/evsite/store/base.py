@@ -1,6 +1,6 @@
 """The declarative base every table of evsite registers on, so one migration chain covers all."""
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING = {
@@ -14,3 +14,10 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's Core table (for bulk inserts and selects that skip the ORM)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -18,26 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from evsite.runtime.events import utcnow
 from evsite.store import models as m
 from evsite.store import samples as sv
+from evsite.store.base import table_of
 from evsite.store.db import create_engine, migrate
 from evsite.store.writer import GroupCommitter, insert_ignore
 
-
-def _t(model: type[m.Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-CHARGERS = _t(m.Charger)
-BOOTS = _t(m.BootRecord)
-CONNECTORS = _t(m.ConnectorState)
-STATUS = _t(m.StatusRecord)
-CONFIG = _t(m.ConfigurationValue)
-ID_TAGS = _t(m.IdTag)
-TRANSACTIONS = _t(m.Transaction)
-PROFILES = _t(m.ChargingProfileRecord)
-RESERVATIONS = _t(m.Reservation)
-FIRMWARE = _t(m.FirmwareEvent)
+CHARGERS = table_of(m.Charger)
+BOOTS = table_of(m.BootRecord)
+CONNECTORS = table_of(m.ConnectorState)
+STATUS = table_of(m.StatusRecord)
+CONFIG = table_of(m.ConfigurationValue)
+ID_TAGS = table_of(m.IdTag)
+TRANSACTIONS = table_of(m.Transaction)
+PROFILES = table_of(m.ChargingProfileRecord)
+RESERVATIONS = table_of(m.Reservation)
+FIRMWARE = table_of(m.FirmwareEvent)
 
 
 async def _upsert(conn: AsyncConnection, table: Table, row: dict[str, Any], keys: Sequence[str]) -> None:

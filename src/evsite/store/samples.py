@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from evsite.store import models as m
+from evsite.store.base import table_of
 
 ENERGY = "Energy.Active.Import.Register"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,16 +41,10 @@ INT32 = 2**31 - 1
 INT64 = 2**63 - 1
 
 
-def _table(model: type[m.Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-SERIES = _table(m.SampleSeries)
-LAYOUTS = _table(m.SampleLayout)
-SAMPLES = _table(m.Sample)
-TEXTS = _table(m.SampleText)
+SERIES = table_of(m.SampleSeries)
+LAYOUTS = table_of(m.SampleLayout)
+SAMPLES = table_of(m.Sample)
+TEXTS = table_of(m.SampleText)
 
 
 @dataclass(frozen=True)
