@@ -170,6 +170,46 @@ def test_weights_share_surplus_above_the_minimum() -> None:
     assert x[0] == 12.0 and x[3] == 18.0
 
 
+def test_weighted_share_under_6_a_pauses_the_lowest_weight_instead_of_flattening() -> None:
+    """24 A on L1-L2 and four cars: one must leave soon (weight 1), three can wait (weight 0.1).
+
+    6 A each would fill the 24 A exactly and ignore the weights. Weighted max-min: shares
+    24 × 1/1.3 = 18.46 A for the urgent car and 1.85 A for each of the three; all three are under
+    6 A and tied, so they pause together (the lower half by share, ties included), and the urgent car
+    gets the whole 24 A.
+    """
+    tree = build_tree(_workplace())
+    limits = tree.limits.copy()
+    limits[tree.node_index["F-EV"]] = 24.0
+    demand = Demand.empty(tree)
+    ports = [0, 3, 6, 9]  # all on L1-L2
+    demand.present[ports] = True
+    demand.weight[ports] = [1.0, 0.1, 0.1, 0.1]
+    x = allocate_fair(tree, demand, limits)
+    assert x[0] == 24.0 and np.all(x[[3, 6, 9]] == 0.0)
+    # Equal weights: the same four share 6 A each, nobody paused.
+    demand.weight[ports] = 1.0
+    assert np.all(allocate_fair(tree, demand, limits)[ports] == 6.0)
+
+
+def test_a_charging_port_keeps_its_6_a_until_its_share_is_under_3_5_a() -> None:
+    """Contactor wear: 30 A, weights 1 and 0.15: the small share is 30 × 0.15/1.15 = 3.9 A.
+
+    Idle, it stays paused (the other car gets 30 A). Charging, it keeps its place: both get 6 A and
+    the 18 A surplus is split by weight, 18 × 0.15/1.15 = 2.35 → 8.3 A and 6 + 15.65 → 21.6 A."""
+    tree = build_tree(_workplace())
+    limits = tree.limits.copy()
+    limits[tree.node_index["F-EV"]] = 30.0
+    demand = Demand.empty(tree)
+    demand.present[[0, 3]] = True
+    demand.weight[[0, 3]] = [1.0, 0.15]
+    x = allocate_fair(tree, demand, limits)
+    assert x[3] == 0.0 and x[0] == 30.0
+    demand.previous[[0, 3]] = [24.0, 6.0]
+    x = allocate_fair(tree, demand, limits)
+    assert x[3] == 8.3 and x[0] == 21.6
+
+
 def test_tapering_ev_gives_its_unused_current_to_others_in_one_cycle() -> None:
     tree = build_tree(_workplace())
     ports = [0, 3, 6, 9, 12, 15, 18]  # the 7 L1-L2 ports

@@ -49,7 +49,8 @@ def test_workplace_day_fair_shares_by_need() -> None:
     m = run_replay(get_scenario("workplace-day"), "fair")
     assert m["jain_fairness"] >= 0.90
     assert m["excursions_gt_15s"] == 0 and m["over_limit_As"] == 0
-    assert m["pause_resume_per_session"] == 0
+    # Weighted shares pause a car only when its share falls under 3.5 A: at most one pause in 23 sessions.
+    assert m["pause_resume_per_session"] <= 1 / 23 + 1e-9
     blind = run_replay(get_scenario("workplace-day"), "equal")  # equal currents, the old sharing
     assert m["energy_delivered_pct"] > blind["energy_delivered_pct"]
 

@@ -355,6 +355,36 @@ def _admit(
     return admitted
 
 
+PRUNE_ROUNDS = 6
+KEEP_CHARGING_SHARE_A = 3.5  # a charging port is paused only once its weighted share is under this
+
+
+def _prune_below_minimum(rc: Rows, admitted: np.ndarray, bound: np.ndarray, demand: Demand) -> np.ndarray:
+    """Pause the ports whose weighted fair share is under the J1772 minimum, lowest shares first.
+
+    Admission alone gives every admitted port 6 A before weights count, so under heavy congestion
+    (many cars, 6 A each fills the rows) weighted sharing collapses into equal sharing: a car that must
+    leave in an hour gets the same 6 A as one staying all day. Weighted max-min fairness with the
+    J1772 rule (6 A or nothing) instead pauses the ports whose share would fall under 6 A. With equal
+    weights this changes nothing (if 6 A for every admitted port fits, max-min gives each at least
+    6 A), so it only runs when weights differ. A port already charging keeps its 6 A until its share
+    is under `KEEP_CHARGING_SHARE_A` (contactor wear: on the workplace day 1 pause in 23 sessions). Each round drops the lower half of the starved
+    ports, since each drop raises the others' shares; rounds are bounded (`PRUNE_ROUNDS`).
+    """
+    weight = demand.weight
+    if not admitted.any() or np.ptp(weight[admitted]) <= _EPS:
+        return admitted
+    floor = np.where(demand.previous >= J1772_MIN_A, KEEP_CHARGING_SHARE_A, J1772_MIN_A)
+    admitted = admitted.copy()
+    for _ in range(PRUNE_ROUNDS):
+        share = _water_fill(rc, rc.cap, np.where(admitted, bound, 0.0), weight, admitted)
+        starved = admitted & (share < floor - _EPS)
+        if not starved.any():
+            break
+        admitted &= ~(starved & (share <= np.median(share[starved])))
+    return admitted
+
+
 def _water_fill(rc: Rows, cap: np.ndarray, bound: np.ndarray, weight: np.ndarray, active: np.ndarray) -> np.ndarray:
     """Weighted max-min fair x ≥ 0 with x ≤ bound and Σ coef·x over each row ≤ cap (cap ≥ 0, coef > 0)."""
     rows, cols = rc.rows, rc.cols
@@ -434,6 +464,8 @@ def allocate_fair(
     bound = np.where(bound >= J1772_MIN_A, bound, 0.0)
     hold = None if lower is None else np.where(lower >= J1772_MIN_A, np.minimum(lower, bound), 0.0)
     admitted = _admit(rc, bound >= J1772_MIN_A, demand, resume_margin_a, hold)
+    if hold is None:
+        admitted = _prune_below_minimum(rc, admitted, bound, demand)
     base = np.where(admitted, J1772_MIN_A, 0.0)
     if hold is not None:
         base = np.where(admitted, np.maximum(hold, base), 0.0)
