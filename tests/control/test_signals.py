@@ -102,6 +102,33 @@ def test_pv_only_waits_for_the_enable_delay_and_follows_the_surplus() -> None:
     assert allocate_fair(tree, demand, limits.limits(T0 + timedelta(seconds=280)))[0] == 0.0
 
 
+def test_pv_cap_steps_down_at_once_and_up_only_past_its_band() -> None:
+    """0.5 A steps, 1 A raise band: 20.3 A → 20.0; 20.9 (< 21.0) holds; 19.7 → 19.5; 20.6 → 20.5."""
+    site = load_site(EXAMPLES / "residential.yaml")
+    tree = build_tree(site)
+    limits = SiteLimits(site, tree, pv=PvSettings(mode="pv-only", node="service", enable_s=0, disable_s=180))
+    service = tree.node_index["service"]
+    seen = []
+    for s, amps in enumerate([20.3, 20.3, 20.9, 19.7, 20.4, 20.6]):
+        at = T0 + timedelta(seconds=s)
+        limits.update(SiteSignal("pv_surplus", "service", {"L1": amps, "L2": amps}, "PV1", at=at))
+        seen.append(float(limits.limits(at)[service][0]))
+    assert seen[1:] == [20.0, 20.0, 19.5, 19.5, 20.5]
+
+
+def test_min_plus_pv_keeps_6_a_and_adds_the_surplus_from_the_site_file() -> None:
+    site = load_site(EXAMPLES / "residential.yaml")
+    site.control.pv_charging.mode = "min+pv"
+    tree = build_tree(site)
+    limits = SiteLimits(site, tree, pv=PvSettings.of(site))
+    service = tree.node_index["service"]
+    assert limits.limits(T0)[service][0] == 6.0  # no reading yet: the grid's 6 A only
+    limits.update(SiteSignal("pv_surplus", "service", {"L1": 17.3, "L2": 17.3}, "PV1", at=T0))
+    assert limits.limits(T0)[service][0] == 17.0  # 0.5 A steps, rounded down
+    limits.update(SiteSignal("pv_surplus", "service", {"L1": 2.0, "L2": 2.0}, "PV1", at=T0))
+    assert limits.limits(T0)[service][0] == 6.0  # a cloud: back to the minimum at once, not paused
+
+
 def test_unknown_signal_node_is_a_clear_error() -> None:
     site = load_site(EXAMPLES / "residential.yaml")
     limits = SiteLimits(site, build_tree(site))

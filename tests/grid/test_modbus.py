@@ -53,6 +53,18 @@ async def test_pv_surplus_and_samples_follow_the_simulated_site() -> None:
         surplus = next(e for e in drain(queue) if isinstance(e, SiteSignal))
         assert surplus.current_a == {"L1": 0.0, "L2": 0.0}
         poller.device.close()
+        # The load manager knows the EV's 30 A per line (7200 W / 240 V): what the sun gives the EVs is
+        # that plus the net export, 30 − (7200 − 5080) / 240 = 21.17 A, the same as before the EV started.
+        knowing = DevicePoller(
+            SITE_METER, ModbusDevice(endpoint(port, 2)), bus, ev_current=lambda n: {"L1": 30.0, "L2": 30.0}
+        )
+        await knowing.poll_once()
+        surplus = next(e for e in drain(queue) if isinstance(e, SiteSignal) and e.kind == "pv_surplus")
+        assert surplus.current_a == {
+            "L1": pytest.approx(5080 / 240, abs=0.02),
+            "L2": pytest.approx(5080 / 240, abs=0.02),
+        }
+        knowing.device.close()
 
 
 async def test_inverter_reads_and_export_limit_reverts_by_itself() -> None:

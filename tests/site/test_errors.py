@@ -155,3 +155,14 @@ def test_error_text_carries_file_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(SiteFileError) as info:
         load_site(path)
     assert str(info.value).startswith(f"{path}:4:3: service.rating_a")
+
+
+def test_pv_charging_on_a_node_that_does_not_exist() -> None:
+    text = GOOD + "control:\n  pv_charging:\n    mode: pv-only\n    node: P7\n"
+    assert problems_for(text) == [(23, "control.pv_charging.node: node 'P7' does not exist")]
+
+
+def test_pv_charging_mode_is_one_of_three() -> None:
+    text = GOOD + "control:\n  pv_charging:\n    mode: solar\n"
+    ((line, message),) = problems_for(text)
+    assert line == 22 and "mode" in message and "'pv-only'" in message

@@ -368,8 +368,9 @@ def _prune_below_minimum(rc: Rows, admitted: np.ndarray, bound: np.ndarray, dema
     J1772 rule (6 A or nothing) instead pauses the ports whose share would fall under 6 A. With equal
     weights this changes nothing (if 6 A for every admitted port fits, max-min gives each at least
     6 A), so it only runs when weights differ. A port already charging keeps its 6 A until its share
-    is under `KEEP_CHARGING_SHARE_A` (contactor wear: on the workplace day 1 pause in 23 sessions). Each round drops the lower half of the starved
-    ports, since each drop raises the others' shares; rounds are bounded (`PRUNE_ROUNDS`).
+    is under `KEEP_CHARGING_SHARE_A` (contactor wear: on the workplace day 1 pause in 23 sessions).
+    Each round drops the lower half of the starved ports, since each drop raises the others' shares;
+    rounds are bounded (`PRUNE_ROUNDS`).
     """
     weight = demand.weight
     if not admitted.any() or np.ptp(weight[admitted]) <= _EPS:

@@ -80,7 +80,7 @@ class ControlLoop:
         tree = build_tree(site)
         settings = settings or ControllerSettings(follow_margin_a=site.control.safety_margin_a)
         self.controller = Controller(site, tree, policy_function(policy or site.control.policy, site), settings)
-        self.limits = SiteLimits(site, tree, pv=pv or PvSettings())
+        self.limits = SiteLimits(site, tree, pv=pv or PvSettings.of(site))
         self.cycle_s = site.control.cycle_s
         self.dispatch_log: list[DispatchRecord] = []
         self.cycle_times_s: list[float] = []

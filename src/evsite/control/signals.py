@@ -58,6 +58,14 @@ class PvSettings:
     node: str = "service"
     enable_s: float = 60.0
     disable_s: float = 180.0
+    step_a: float = 0.5  # the surplus cap moves in these steps, rounded down (never above the surplus)
+    raise_band_a: float = 1.0  # it rises only once the surplus is this far above it (meter noise, churn)
+
+    @classmethod
+    def of(cls, site: Site) -> PvSettings:
+        """The site's `control.pv_charging` settings."""
+        pv = site.control.pv_charging
+        return cls(pv.mode, pv.node, pv.enable_s, pv.disable_s, pv.step_a, pv.raise_band_a)
 
 
 @dataclass
@@ -76,6 +84,7 @@ class SiteLimits:
     pv_surplus: _Reading | None = None
     _pv_on: bool = False
     _pv_since: datetime | None = None
+    _pv_cap: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.margin_a is None:
@@ -153,10 +162,26 @@ class SiteLimits:
                 self._pv_on, self._pv_since = enough, None
         else:
             self._pv_since = None
-        if self.pv.mode == "pv-only":
-            # While switched on, keep at least the minimum of one port so a cloud does not end the session.
-            cap = np.maximum(surplus, J1772_MIN_A) if self._pv_on else np.zeros(3)
-            limits[i] = np.minimum(limits[i], cap)
+        # While switched on, keep at least the minimum of one port so a cloud does not end the session;
+        # `min+pv` keeps it always (the grid supplies what the sun does not).
+        floor = J1772_MIN_A if self._pv_on or self.pv.mode == "min+pv" else 0.0
+        cap = np.maximum(self._follow_surplus(surplus), floor) if floor else np.zeros(3)
+        limits[i] = np.minimum(limits[i], cap)
+
+    def _follow_surplus(self, surplus: np.ndarray) -> np.ndarray:
+        """The surplus in `step_a` steps: down at once, up only past `raise_band_a`.
+
+        Following every wiggle of the sun's arc would send a setpoint every cycle (222 per sunny
+        session in the `pv-surplus` replay); the EV cannot follow faster than ~5 s anyway.
+        """
+        step = self.pv.step_a
+        target = np.floor(surplus / step + 1e-9) * step if step > 0 else surplus
+        held = self._pv_cap
+        if held is None or held.shape != target.shape:
+            held = target
+        held = np.where((target < held) | (target >= held + self.pv.raise_band_a), target, held)
+        self._pv_cap = held
+        return held
 
 
 def price_per_kwh(tariff: Tariff | None, when: datetime, timezone: str) -> float:

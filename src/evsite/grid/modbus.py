@@ -9,8 +9,9 @@ needs on the `EventBus`:
   `building` directly, and from a site/panel meter that a `BuildingLoad` is `metered_by` as
   meter − EV current on that node when the runtime passes `ev_current` (without it, the load
   manager keeps assuming the design peak, which is safe);
-- the site meter of a site with PV: `SiteSignal(kind="pv_surplus")`, the current exported per line
-  (0 when importing). The EV current already flowing adds to it; the load manager knows that part;
+- the site meter of a site with PV: `SiteSignal(kind="pv_surplus")`, the current the EVs could take
+  from the sun per line: the export plus the EV current already flowing through the node (with
+  `ev_current`; without it, the export alone);
 - no good reading for `stale_after_s`: the same signals with `stale=True` and no values, every poll
   until the device answers again. Old values are never re-sent as fresh.
 """
@@ -227,8 +228,11 @@ def fresh_events(binding: Binding, m: Measurement, at: datetime, ev_current: EvC
         non_ev = {line: max(0.0, amps - ev.get(line, 0.0)) for line, amps in signed.items()}
         events.append(SiteSignal("building_load", binding.node, non_ev, binding.device_id, at=at))
     if binding.pv_surplus:
-        export = {line: max(0.0, -a) for line, a in _signed_line_current(m).items()}
-        events.append(SiteSignal("pv_surplus", binding.node, export, binding.device_id, at=at))
+        # What the EVs could take from the sun: the export plus the EV current already flowing (the
+        # meter sees only the net). Without EV currents, the export alone: never more than there is.
+        ev = (ev_current(binding.node) if ev_current is not None else None) or {}
+        surplus = {line: max(0.0, ev.get(line, 0.0) - a) for line, a in _signed_line_current(m).items()}
+        events.append(SiteSignal("pv_surplus", binding.node, surplus, binding.device_id, at=at))
     return events
 
 

@@ -650,6 +650,21 @@ class Jurisdiction(Strict):
     low_voltage_permit: Literal["required", "class-2-exempt", "not-required"] = "required"
 
 
+class PvCharging(Strict):
+    """Charging from PV surplus: the EV load on `node` follows the current the site would export.
+
+    `pv-only`: EVs charge only from surplus (on once it has covered 6 A for `enable_s`, off once it
+    has fallen short for `disable_s`); `min+pv`: at least 6 A always, plus the surplus.
+    """
+
+    mode: Literal["off", "pv-only", "min+pv"] = "off"
+    node: str = "service"
+    enable_s: float = Field(default=60.0, ge=0)
+    disable_s: float = Field(default=180.0, ge=0)
+    step_a: float = Field(default=0.5, ge=0)
+    raise_band_a: float = Field(default=1.0, ge=0)
+
+
 class Control(Strict):
     """Run-time settings of the site controller."""
 
@@ -661,6 +676,7 @@ class Control(Strict):
     heartbeat_interval_s: int = Field(default=300, ge=10)
     meter_value_interval_s: int = Field(default=60, ge=1)
     call_timeout_s: float = Field(default=30.0, gt=0)
+    pv_charging: PvCharging = Field(default_factory=PvCharging)
 
 
 class Site(Strict):

@@ -90,6 +90,13 @@ def check_references(data: dict[str, Any]) -> list[Located]:
                         )
                     )
 
+    control = data.get("control")
+    pv = control.get("pv_charging") if isinstance(control, dict) else None
+    if isinstance(pv, dict) and isinstance(pv.get("node"), str) and pv["node"] not in nodes:
+        problems.append(
+            (("control", "pv_charging", "node"), f"control.pv_charging.node: node {pv['node']!r} does not exist")
+        )
+
     problems += _feeder_loops(data)
     return problems
 
