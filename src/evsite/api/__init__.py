@@ -1,13 +1,24 @@
 """REST API, live stream and dashboard of a running evsite site."""
 
-from evsite.api.runtime import SiteRuntime
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evsite.api.app import create_app
+    from evsite.api.runtime import SiteRuntime
 
 __all__ = ["SiteRuntime", "create_app"]
 
 
 def __getattr__(name: str) -> object:
-    if name == "create_app":  # FastAPI is imported only when the app is wanted
+    # Loaded on first use: FastAPI and the store are not needed by `evsite check` or `--help`.
+    if name == "create_app":
         from evsite.api.app import create_app
 
         return create_app
-    raise AttributeError(name)
+    if name == "SiteRuntime":
+        from evsite.api.runtime import SiteRuntime
+
+        return SiteRuntime
+    raise AttributeError(f"module 'evsite.api' has no attribute {name!r}")

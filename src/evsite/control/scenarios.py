@@ -311,8 +311,10 @@ def register_session_source(name: str, build: Callable[[int], Scenario]) -> None
 def multifamily_month(seed: int = 7) -> Scenario:
     """A month of sessions across the multifamily units, built by the billing module's generator."""
     if "multifamily-month" not in SESSION_SOURCES:
-        with contextlib.suppress(ImportError):  # the metering package registers its generator on import
-            import evsite.metering  # noqa: F401
+        with contextlib.suppress(ImportError):  # the metering package provides the generator
+            from evsite.metering import register_scenarios
+
+            register_scenarios()
     build = SESSION_SOURCES.get("multifamily-month")
     if build is None:
         raise LookupError(

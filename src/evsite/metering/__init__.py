@@ -1,7 +1,8 @@
 """Submetering and per-unit billing: sessions, meter fitness, integrity, tariffs, statements.
 
-Importing the package registers the `multifamily-month` scenario with the load manager's replay
-(`evsite.control.scenarios`), built from the same month of visits that `evsite.metering.month` stores.
+`register_scenarios()` gives the load manager's replay (`evsite.control.scenarios`) the
+`multifamily-month` scenario, built from the same month of visits that `evsite.metering.month`
+stores; the replay calls it when that scenario is asked for.
 """
 
 from __future__ import annotations
@@ -15,12 +16,7 @@ def _multifamily_month(seed: int) -> Any:
     return control_scenario(seed)
 
 
-def _register_scenario() -> None:
-    try:
-        from evsite.control.scenarios import register_session_source
-    except ImportError:  # the load manager is not installed with this build
-        return
+def register_scenarios() -> None:
+    from evsite.control.scenarios import register_session_source
+
     register_session_source("multifamily-month", _multifamily_month)
-
-
-_register_scenario()
