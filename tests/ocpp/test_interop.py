@@ -105,6 +105,10 @@ async def test_full_session_with_ocpp_package_charge_point(cs: CentralSystem) ->
         await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[sample]))
 
         assert await cs.set_connector_limit("WP-01", 1, 12.37)
+        for _ in range(100):  # the lift follows in the background, after the setpoint was accepted
+            if len(cp.profiles) > 2:
+                break
+            await asyncio.sleep(0.02)
         tx_profile, lift = cp.profiles[1], cp.profiles[2]  # setpoint first: never a moment at nameplate
         assert lift["charging_profile_purpose"] == "ChargePointMaxProfile"
         assert lift["stack_level"] == 1 and "valid_to" in lift

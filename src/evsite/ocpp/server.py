@@ -326,11 +326,25 @@ class CentralSystem:
         return unknown_charger_limit(self.site, unknown)
 
     async def _renew_lifts(self) -> None:
+        """Renew every charger's leases once per lease/3, spread evenly over that time.
+
+        Renewing all at once would put a burst of SetChargingProfile calls (one per charger) on the
+        link every lease/3, in the way of the load manager's setpoints.
+        """
         period = max(1.0, self.settings.lift_lease_s / 3)
         while True:
-            await asyncio.sleep(period)
-            for session in list(self.sessions.values()):
-                if session.registration == "Accepted" and session.setup_done.is_set() and session.caps.supported:
+            due = [
+                s
+                for s in self.sessions.values()
+                if s.registration == "Accepted" and s.setup_done.is_set() and s.caps.supported
+            ]
+            if not due:
+                await asyncio.sleep(period / 4)  # a charger that just got its first lift is picked up soon
+                continue
+            gap = period / len(due)
+            for session in due:
+                await asyncio.sleep(gap)
+                if self.sessions.get(session.cp_id) is session:  # still connected
                     session.spawn(session.renew(), "renew")
 
     # ------------------------------------------------------------------ ChargerCommands and operator API

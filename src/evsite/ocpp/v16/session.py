@@ -68,6 +68,7 @@ class ChargePointSession:
         self.failsafe_kind: str | None = None  # ChargePointMaxProfile, TxDefaultProfile, or None (unprotected)
         self.setpoints: dict[int, float] = {}
         self.lift_until = 0.0  # time.monotonic() when the installed lift expires
+        self._lift_pending = False  # a lift is on its way (sent with a setpoint, not yet answered)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.setup_done = asyncio.Event()
         self._setup_started = False
@@ -377,7 +378,9 @@ class ChargePointSession:
         if self.cs.settings.lift_lease_s <= 0 or not self.setpoints or not self.cs.controller_active():
             return
         if self.failsafe_kind == "ChargePointMaxProfile":
-            await self.renew_lift()
+            if not self._lift_pending:
+                self._lift_pending = True
+                await self._lift_once()
             idle = [(c, limit) for c, limit in self.setpoints.items() if c not in self.active_tx]
         else:
             idle = list(self.setpoints.items())  # fall-back mode: every setpoint is leased
@@ -424,9 +427,19 @@ class ChargePointSession:
             self.failsafe_kind == "ChargePointMaxProfile"
             and lease > 0
             and self.lift_until - time.monotonic() < lease / 3
+            and not self._lift_pending
         ):
-            await self.renew_lift()
+            # In the background: the load manager's dispatch must not wait for the lift's round trip.
+            self._lift_pending = True
+            self.spawn(self._lift_once(), "lift")
         return accepted
+
+    async def _lift_once(self) -> None:
+        """Renew the lift unless one is already on its way (a setpoint's and the renewer's may meet)."""
+        try:
+            await self.renew_lift()
+        finally:
+            self._lift_pending = False
 
     async def _apply_setpoint(self, connector_id: int, limit_a: float) -> bool:
         """Send the setpoint profile; falls back from TxProfile to TxDefaultProfile when rejected."""
