@@ -10,10 +10,11 @@ import pytest
 
 from evsite.control.allocate import Demand, allocate_fair
 from evsite.control.failsafe import safe_default_limits
-from evsite.control.signals import PvSettings, SiteLimits, price_per_kwh
+from evsite.control.signals import SiteLimits, price_per_kwh
 from evsite.control.tree import build_tree
 from evsite.runtime.events import SiteSignal
 from evsite.site import load_site
+from evsite.site.model import PvCharging
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 T0 = datetime(2026, 7, 1, 18, 0, tzinfo=UTC)
@@ -86,7 +87,7 @@ def test_dr_limit_applies_between_start_and_end_and_survives_a_lost_channel() ->
 def test_pv_only_waits_for_the_enable_delay_and_follows_the_surplus() -> None:
     site = load_site(EXAMPLES / "residential.yaml")
     tree = build_tree(site)
-    limits = SiteLimits(site, tree, pv=PvSettings(mode="pv-only", node="service", enable_s=60, disable_s=180))
+    limits = SiteLimits(site, tree, pv=PvCharging(mode="pv-only", node="service", enable_s=60, disable_s=180))
     demand = Demand.all_busy(tree)
     sun = {"L1": 20.0, "L2": 20.0}
     limits.update(SiteSignal("pv_surplus", "service", sun, "PV1", at=T0))
@@ -106,7 +107,7 @@ def test_pv_cap_steps_down_at_once_and_up_only_past_its_band() -> None:
     """0.5 A steps, 1 A raise band: 20.3 A → 20.0; 20.9 (< 21.0) holds; 19.7 → 19.5; 20.6 → 20.5."""
     site = load_site(EXAMPLES / "residential.yaml")
     tree = build_tree(site)
-    limits = SiteLimits(site, tree, pv=PvSettings(mode="pv-only", node="service", enable_s=0, disable_s=180))
+    limits = SiteLimits(site, tree, pv=PvCharging(mode="pv-only", node="service", enable_s=0, disable_s=180))
     service = tree.node_index["service"]
     seen = []
     for s, amps in enumerate([20.3, 20.3, 20.9, 19.7, 20.4, 20.6]):
@@ -120,7 +121,7 @@ def test_min_plus_pv_keeps_6_a_and_adds_the_surplus_from_the_site_file() -> None
     site = load_site(EXAMPLES / "residential.yaml")
     site.control.pv_charging.mode = "min+pv"
     tree = build_tree(site)
-    limits = SiteLimits(site, tree, pv=PvSettings.of(site))
+    limits = SiteLimits(site, tree, pv=site.control.pv_charging)
     service = tree.node_index["service"]
     assert limits.limits(T0)[service][0] == 6.0  # no reading yet: the grid's 6 A only
     limits.update(SiteSignal("pv_surplus", "service", {"L1": 17.3, "L2": 17.3}, "PV1", at=T0))

@@ -12,12 +12,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from evsite.control.signals import PvSettings, SiteLimits
+from evsite.control.signals import SiteLimits
 from evsite.control.tree import build_tree
 from evsite.grid.modbus import DevicePoller, ModbusDevice, bindings
 from evsite.grid.sim_modbus import ModbusSim, SimState
 from evsite.runtime.events import EventBus, SiteSignal
 from evsite.site import load_site
+from evsite.site.model import PvCharging
 from tests.conftest import free_port
 
 ENABLE_S = 1.0
@@ -26,7 +27,7 @@ ENABLE_S = 1.0
 async def test_charger_follows_pv_surplus_through_a_cloud(examples_dir: Path) -> None:
     site = load_site(examples_dir / "residential.yaml")
     tree = build_tree(site)
-    limits = SiteLimits(site, tree, pv=PvSettings(mode="pv-only", node="service", enable_s=ENABLE_S, disable_s=0.5))
+    limits = SiteLimits(site, tree, pv=PvCharging(mode="pv-only", node="service", enable_s=ENABLE_S, disable_s=0.5))
     meter_binding, endpoint = next((b, ep) for b, ep in bindings(site) if b.device_id == "M-SERVICE")
     port = free_port()
     # noon, 7.6 kW of PV, 1.5 kW of house: under the cloud 0.3 × 7.3 kW − 1.5 kW ≈ 0.7 kW (3 A) is exported,

@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 
 from evsite.control.controller import Controller, ControllerSettings, Policy
-from evsite.control.signals import PvSettings, SiteLimits
+from evsite.control.signals import SiteLimits
 from evsite.control.tree import LINES, build_tree
 from evsite.runtime.events import ChargerCommands, EventBus, MeterSample, SiteSignal
-from evsite.site.model import Site
+from evsite.site.model import PvCharging, Site
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class ControlLoop:
         policy: str | None = None,
         *,
         settings: ControllerSettings | None = None,
-        pv: PvSettings | None = None,
+        pv: PvCharging | None = None,
     ) -> None:
         self.site = site
         self.bus = bus
@@ -80,7 +80,7 @@ class ControlLoop:
         tree = build_tree(site)
         settings = settings or ControllerSettings(follow_margin_a=site.control.safety_margin_a)
         self.controller = Controller(site, tree, policy_function(policy or site.control.policy, site), settings)
-        self.limits = SiteLimits(site, tree, pv=pv or PvSettings.of(site))
+        self.limits = SiteLimits(site, tree, pv=pv or site.control.pv_charging)
         self.cycle_s = site.control.cycle_s
         self.dispatch_log: list[DispatchRecord] = []
         self.cycle_times_s: list[float] = []

@@ -28,9 +28,10 @@ from evsite.control.allocate import J1772_MIN_A
 from evsite.control.baselines import get_policy
 from evsite.control.controller import Controller, ControllerSettings
 from evsite.control.scenarios import Scenario, Session
-from evsite.control.signals import PvSettings, SiteLimits, price_series
+from evsite.control.signals import SiteLimits, price_series
 from evsite.control.tree import LINES, build_tree
 from evsite.runtime.events import ConnectorStatus, SiteSignal, TransactionEvent
+from evsite.site.model import PvCharging
 
 PILOT_UPDATE_S = 5.0
 EXCURSION_S = 15.0
@@ -80,7 +81,7 @@ class Replay:
         self.settings = ControllerSettings(follow_margin_a=self.site.control.safety_margin_a)
         self._new_controller()
         self.over_by_node: dict[str, float] = {}
-        self.truth = SiteLimits(self.site, self.tree, margin_a=0.0, pv=PvSettings(), stale_after_s=1e18)
+        self.truth = SiteLimits(self.site, self.tree, margin_a=0.0, pv=PvCharging(), stale_after_s=1e18)
 
     def _new_controller(self) -> None:
         policy = get_policy(self.policy_name, self.site, self.scenario.start.timestamp())

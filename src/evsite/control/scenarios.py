@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from evsite.control.signals import PvSettings
 from evsite.site import load_site
-from evsite.site.model import Site
+from evsite.site.model import PvCharging, Site
 
 HOUR = 3600.0
 
@@ -73,7 +72,7 @@ class Scenario:
     start: datetime = datetime(2026, 6, 3, 0, 0, tzinfo=UTC)
     building: Callable[[float], dict[str, np.ndarray]] | None = None  # true non-EV current by node
     pv_surplus: Callable[[float], np.ndarray] | None = None
-    pv: PvSettings = field(default_factory=PvSettings)
+    pv: PvCharging = field(default_factory=PvCharging)
     dr: list[DrEvent] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     step_s: float = 2.0
@@ -201,7 +200,7 @@ def pv_surplus(seed: int = 3) -> Scenario:
         24 * HOUR,
         building=lambda t: {"service": np.array([40.0, 40.0, 0.0])},
         pv_surplus=surplus,
-        pv=PvSettings(mode="pv-only", node="service", enable_s=60.0, disable_s=180.0),
+        pv=PvCharging(mode="pv-only", node="service", enable_s=60.0, disable_s=180.0),
     )
 
 

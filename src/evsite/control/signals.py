@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -24,7 +23,7 @@ from evsite.control.allocate import J1772_MIN_A
 from evsite.control.failsafe import building_node, line_current_a, subtract_upstream
 from evsite.control.tree import LINE_INDEX, ConstraintTree
 from evsite.runtime.events import SiteSignal
-from evsite.site.model import WEEKDAYS, Site, Tariff
+from evsite.site.model import WEEKDAYS, PvCharging, Site, Tariff
 
 STALE_AFTER_S = 30.0
 """A building reading older than this counts as lost (meters are polled every few seconds)."""
@@ -53,29 +52,13 @@ class _Cap:
 
 
 @dataclass
-class PvSettings:
-    mode: Literal["off", "pv-only", "min+pv"] = "off"
-    node: str = "service"
-    enable_s: float = 60.0
-    disable_s: float = 180.0
-    step_a: float = 0.5  # the surplus cap moves in these steps, rounded down (never above the surplus)
-    raise_band_a: float = 1.0  # it rises only once the surplus is this far above it (meter noise, churn)
-
-    @classmethod
-    def of(cls, site: Site) -> PvSettings:
-        """The site's `control.pv_charging` settings."""
-        pv = site.control.pv_charging
-        return cls(pv.mode, pv.node, pv.enable_s, pv.disable_s, pv.step_a, pv.raise_band_a)
-
-
-@dataclass
 class SiteLimits:
     """Turns the latest signals into the limit matrix (nodes × 3) the allocator must respect."""
 
     site: Site
     tree: ConstraintTree
     margin_a: float | None = None
-    pv: PvSettings = field(default_factory=PvSettings)
+    pv: PvCharging = field(default_factory=PvCharging)
     stale_after_s: float = STALE_AFTER_S
     building: dict[str, _Reading] = field(default_factory=dict)
     building_max: dict[str, np.ndarray] = field(default_factory=dict)

@@ -219,19 +219,21 @@ def fresh_events(binding: Binding, m: Measurement, at: datetime, ev_current: EvC
             voltage_v=dict(m.voltage_v),
         )
     ]
+    signed = _signed_line_current(m)
+    # A meter with EVs behind it reads net of their current: one look at it serves both signals.
+    wants_ev = binding.pv_surplus or (binding.building and binding.role != "building")
+    ev = ev_current(binding.node) if wants_ev and ev_current is not None else None
     if binding.building and binding.role == "building":
         events.append(SiteSignal("building_load", binding.node, dict(m.current_a), binding.device_id, at=at))
-    elif binding.building and ev_current is not None and (ev := ev_current(binding.node)) is not None:
+    elif binding.building and ev is not None:
         # PV on the node makes meter − EV smaller than the building really is; clamping at 0 and
         # ignoring the PV credit errs on the safe side.
-        signed = _signed_line_current(m)
         non_ev = {line: max(0.0, amps - ev.get(line, 0.0)) for line, amps in signed.items()}
         events.append(SiteSignal("building_load", binding.node, non_ev, binding.device_id, at=at))
     if binding.pv_surplus:
         # What the EVs could take from the sun: the export plus the EV current already flowing (the
         # meter sees only the net). Without EV currents, the export alone: never more than there is.
-        ev = (ev_current(binding.node) if ev_current is not None else None) or {}
-        surplus = {line: max(0.0, ev.get(line, 0.0) - a) for line, a in _signed_line_current(m).items()}
+        surplus = {line: max(0.0, (ev or {}).get(line, 0.0) - a) for line, a in signed.items()}
         events.append(SiteSignal("pv_surplus", binding.node, surplus, binding.device_id, at=at))
     return events
 

@@ -435,7 +435,8 @@ class ChargePointSession:
         return accepted
 
     async def _lift_once(self) -> None:
-        """Renew the lift unless one is already on its way (a setpoint's and the renewer's may meet)."""
+        """Renew the lift, then clear the on-its-way mark that the caller set (so that a setpoint's lift
+        and the periodic renewer's never go out together)."""
         try:
             await self.renew_lift()
         finally:
