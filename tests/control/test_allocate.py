@@ -144,12 +144,17 @@ def test_one_port_busy_gets_its_full_48_a() -> None:
     assert allocate_fair(tree, demand)[0] == 48.0
 
 
-def test_pauses_instead_of_dead_band_and_keeps_charging_ports_first() -> None:
-    """A 20 A limit and 4 ports: only 3 can have the 6 A minimum; the one that was paused stays paused."""
+def _feeder_at(amps: float) -> tuple[ConstraintTree, np.ndarray, Demand]:
+    """The workplace tree with its EV feeder held to `amps`, and an empty demand to fill in."""
     tree = build_tree(_workplace())
     limits = tree.limits.copy()
-    limits[tree.node_index["F-EV"]] = 20.0
-    demand = Demand.empty(tree)
+    limits[tree.node_index["F-EV"]] = amps
+    return tree, limits, Demand.empty(tree)
+
+
+def test_pauses_instead_of_dead_band_and_keeps_charging_ports_first() -> None:
+    """A 20 A limit and 4 ports: only 3 can have the 6 A minimum; the one that was paused stays paused."""
+    tree, limits, demand = _feeder_at(20.0)
     ports = [0, 3, 6, 9]  # all on L1-L2
     demand.present[ports] = True
     demand.previous[ports] = [6.0, 6.0, 0.0, 6.0]
@@ -159,10 +164,7 @@ def test_pauses_instead_of_dead_band_and_keeps_charging_ports_first() -> None:
 
 
 def test_weights_share_surplus_above_the_minimum() -> None:
-    tree = build_tree(_workplace())
-    limits = tree.limits.copy()
-    limits[tree.node_index["F-EV"]] = 30.0
-    demand = Demand.empty(tree)
+    tree, limits, demand = _feeder_at(30.0)
     demand.present[[0, 3]] = True
     demand.weight[3] = 2.0
     x = allocate_fair(tree, demand, limits)
@@ -178,10 +180,7 @@ def test_weighted_share_under_6_a_pauses_the_lowest_weight_instead_of_flattening
     6 A and tied, so they pause together (the lower half by share, ties included), and the urgent car
     gets the whole 24 A.
     """
-    tree = build_tree(_workplace())
-    limits = tree.limits.copy()
-    limits[tree.node_index["F-EV"]] = 24.0
-    demand = Demand.empty(tree)
+    tree, limits, demand = _feeder_at(24.0)
     ports = [0, 3, 6, 9]  # all on L1-L2
     demand.present[ports] = True
     demand.weight[ports] = [1.0, 0.1, 0.1, 0.1]
@@ -197,10 +196,7 @@ def test_a_charging_port_keeps_its_6_a_until_its_share_is_under_3_5_a() -> None:
 
     Idle, it stays paused (the other car gets 30 A). Charging, it keeps its place: both get 6 A and
     the 18 A surplus is split by weight, 18 × 0.15/1.15 = 2.35 → 8.3 A and 6 + 15.65 → 21.6 A."""
-    tree = build_tree(_workplace())
-    limits = tree.limits.copy()
-    limits[tree.node_index["F-EV"]] = 30.0
-    demand = Demand.empty(tree)
+    tree, limits, demand = _feeder_at(30.0)
     demand.present[[0, 3]] = True
     demand.weight[[0, 3]] = [1.0, 0.15]
     x = allocate_fair(tree, demand, limits)
@@ -267,10 +263,7 @@ def test_rejecting_charger_counts_at_its_maximum() -> None:
 
 def test_in_flight_reduction_holds_back_raises() -> None:
     """Port 0 was at 40 A and is cut to make room for port 3; port 3 rises only as port 0's draw falls."""
-    tree = build_tree(_workplace())
-    limits = tree.limits.copy()
-    limits[tree.node_index["F-EV"]] = 50.0
-    demand = Demand.empty(tree)
+    tree, limits, demand = _feeder_at(50.0)
     demand.present[[0, 3]] = True
     demand.previous[0] = 40.0
     demand.reserved[0] = 40.0  # still drawing 40 A
