@@ -30,7 +30,7 @@ _TO_CELSIUS = {"degC": lambda t: t, "°C": lambda t: t, "degF": lambda t: (t - 3
 
 
 def _common(text: str, table: dict[str, Any]) -> float | None:
-    """(number, factor or converter) for the plain forms in `table`; None when pint must decide."""
+    """The value in the target unit for the plain forms in `table`; None when pint must decide."""
     match = _NUMBER_UNIT.fullmatch(text)
     if match is None or match.group(2) not in table:
         return None
