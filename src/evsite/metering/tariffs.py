@@ -9,6 +9,7 @@ period applies on the local calendar day of the moment it covers (so an overnigh
 from __future__ import annotations
 
 import itertools
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -111,10 +112,43 @@ class RateSchedule:
 
     # ---- spans
     def _local_edges(self, day: date) -> list[datetime]:
+        """Instants on `day` where the period may change: every boundary clock time, both times it occurs.
+
+        A clock time repeated when daylight saving time ends happens twice (fold 0 and 1), and both are
+        edges; one skipped when it starts never happens, so the change falls on the transition instant
+        (`_transitions`). A skipped time converts to some instant near the gap: an extra edge is harmless,
+        as spans with the same period merge.
+        """
         clocks = {time(0)}
         if self.tariff.kind == "tou":
             clocks |= {p.start for p in self.tariff.tou_periods} | {p.end for p in self.tariff.tou_periods}
-        return [datetime.combine(day, c, tzinfo=self.tz).astimezone(UTC) for c in sorted(clocks)]
+        return [
+            datetime.combine(day, c, tzinfo=self.tz).replace(fold=fold).astimezone(UTC)
+            for c in sorted(clocks)
+            for fold in (0, 1)
+        ]
+
+    def _transitions(self, start: datetime, end: datetime) -> list[datetime]:
+        """UTC instants in (start, end) where the zone's offset changes (DST starts or ends), to the second."""
+        out: list[datetime] = []
+        step = timedelta(hours=6)  # no zone changes its offset twice within six hours
+        a = start
+        while a < end:
+            b = min(a + step, end)
+            before = a.astimezone(self.tz).utcoffset()
+            if before != b.astimezone(self.tz).utcoffset():
+                lo, hi = math.floor(a.timestamp()), math.ceil(b.timestamp())  # tz data changes on whole seconds
+                while hi - lo > 1:  # invariant: lo has the old offset, hi the new one
+                    mid = (lo + hi) // 2
+                    if datetime.fromtimestamp(mid, UTC).astimezone(self.tz).utcoffset() == before:
+                        lo = mid
+                    else:
+                        hi = mid
+                instant = datetime.fromtimestamp(hi, UTC)
+                if start < instant < end:
+                    out.append(instant)
+            a = b
+        return out
 
     def spans(self, start: datetime, end: datetime) -> list[RateSpan]:
         """Constant-rate spans that exactly cover [start, end), merged where the period does not change."""
@@ -126,6 +160,7 @@ class RateSchedule:
         while day <= last:
             edges.update(e for e in self._local_edges(day) if start < e < end)
             day += timedelta(days=1)
+        edges.update(self._transitions(start, end))
         ordered = sorted(edges)
         spans: list[RateSpan] = []
         for a, b in itertools.pairwise(ordered):
