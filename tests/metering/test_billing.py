@@ -8,10 +8,12 @@ demand $12.00/kW over 15-minute intervals. Local time is America/Los_Angeles: PD
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from evsite.metering.billing import Adjustment, Biller, Statement
 from evsite.metering.integrity import Severity
+from evsite.site.model import TagAssignment
 from tests.metering.helpers import session, site
 
 
@@ -226,3 +228,25 @@ def test_rerun_gives_identical_digest_and_held_sessions_are_not_billed() -> None
     held = only(first.statements, "U106").sessions[0]
     assert not held.billable and "register went back" in (held.reason or "")
     assert only(first.statements, "U106").lines == []
+
+
+def test_a_tag_two_units_hold_at_once_is_held_for_review_not_billed_to_either() -> None:
+    # Site files are refused when tags overlap (tests/site), but a site built in code or edited since can
+    # still have one: TAG-U101 given to U102 from 2026-10-10 without ending U101's holding.
+    base = site(demand_charge_per_kw="0")
+    units = [
+        u.model_copy(update={"tags": [*u.tags, TagAssignment(tag="TAG-U101", since=date(2026, 10, 10))]})
+        if u.id == "U102"
+        else u
+        for u in base.units
+    ]
+    shared = base.model_copy(update={"units": units})
+    before = session("MF-P1-01", "TAG-U101", "1", [("2026-10-05T05:00:00Z", 0), ("2026-10-05T05:45:00Z", 4_500)])
+    after = session("MF-P1-01", "TAG-U101", "2", [("2026-10-15T05:00:00Z", 4_500), ("2026-10-15T05:45:00Z", 9_000)])
+    run = Biller(shared).bill([before, after], "2026-10")
+    assert [s.unit_id for s in run.statements] == ["U101"]
+    assert [e.key for e in only(run.statements, "U101").sessions] == [before.key]
+    (held,) = run.not_billed
+    assert held.key == after.key and held.unit_id is None and not held.billable
+    assert "held by units U101, U102 on 2026-10-14" in (held.reason or "")
+    assert run.summary.flags["shared_tag"] == 1

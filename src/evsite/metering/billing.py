@@ -30,7 +30,7 @@ from evsite.metering.integrity import Reconciliation, Severity, reconcile
 from evsite.metering.registry import MeterRegistry
 from evsite.metering.sessions import Session
 from evsite.metering.tariffs import WH_PER_KWH, RateSchedule, allocate, apportion_wh, line_amount, round_money
-from evsite.metering.tenants import TenantDirectory, UnknownTag
+from evsite.metering.tenants import SharedTag, TenantDirectory, UnknownTag
 from evsite.site.model import MeterRole, Site, Tariff
 
 KWH_Q = Decimal("0.001")
@@ -266,10 +266,14 @@ class Biller:
         total, by_rate = self.split(session, period.month)
         unit: str | None = None
         reasons: list[str] = []
+        shared: dict[str, str | None] | None = None
         try:
             unit = self.tenants.unit_for(session.id_tag, session.started_at)
         except UnknownTag as exc:
             reasons.append(str(exc))
+        except SharedTag as exc:
+            reasons.append(f"held: {exc}")
+            shared = {"code": "shared_tag", "severity": "hold", "detail": str(exc), "at": None}
         fit = self.registry.evse_fitness(session.charger_id, session.started_at.astimezone(self.tz).date())
         if not fit.billable and fit.reason:
             reasons.append(fit.reason)
@@ -278,6 +282,8 @@ class Biller:
             {"code": "meter_note", "severity": "warning", "detail": n, "at": None} for n in fit.notes
         ]
         flags += [f.to_dict() for f in session.flags if f.code == "duplicate_reading"]
+        if shared is not None:
+            flags.insert(0, shared)
         idle_s = (session.stopped_at - session.charging_ended_at).total_seconds() if session.stopped_at else 0.0
         entry = SessionEntry(
             key=session.key,
@@ -366,8 +372,8 @@ class Biller:
             if entry.period_energy_wh == 0 and not entry.fees_in_period:
                 continue
             priced.append(_Priced(entry, session))
-            for f in session.flags:
-                flag_counts[f.code] += 1
+            for code in [f.code for f in session.flags] + [str(f["code"]) for f in entry.flags if f["code"] == "shared_tag"]:
+                flag_counts[code] += 1
             if entry.unit_id is not None:
                 by_unit_sessions[entry.unit_id].append(entry)
             if entry.billable and entry.unit_id is not None:

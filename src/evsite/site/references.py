@@ -6,7 +6,9 @@ with a typo in a field and a dangling panel reference reports both problems in o
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 Located = tuple[tuple[str | int, ...], str]
@@ -98,7 +100,74 @@ def check_references(data: dict[str, Any]) -> list[Located]:
         )
 
     problems += _feeder_loops(data)
+    problems += _overlapping_tags(data)
     return problems
+
+
+def _day(value: Any) -> date | None:
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _overlapping_tags(data: dict[str, Any]) -> list[Located]:
+    """An id tag held by two units on the same day would bill one tenant for another's charging.
+
+    Each overlap is reported at both assignments, each naming the other, so both lines can be found.
+    Holding runs from `since` (inclusive) to `until` (exclusive); a missing end is open.
+    """
+    held: dict[str, list[tuple[str, tuple[str | int, ...], date, date]]] = {}
+    for u, unit in _items(data, "units"):
+        tags = unit.get("tags")
+        if not isinstance(tags, list):
+            continue
+        for t, item in enumerate(tags):
+            if isinstance(item, str):
+                tag, since, until, path = item, None, None, ("units", u, "tags", t)
+            elif isinstance(item, dict) and isinstance(item.get("tag"), str):
+                tag, since, until = item["tag"], _day(item.get("since")), _day(item.get("until"))
+                path = ("units", u, "tags", t, "tag")
+            else:
+                continue
+            held.setdefault(tag, []).append((str(unit.get("id")), path, since or date.min, until or date.max))
+    problems: list[Located] = []
+    for tag, holders in held.items():
+        for (unit_a, path_a, since_a, until_a), (unit_b, path_b, since_b, until_b) in itertools.combinations(
+            holders, 2
+        ):
+            if unit_a == unit_b or not (since_a < until_b and since_b < until_a):
+                continue
+            first, last = max(since_a, since_b), min(until_a, until_b)
+            when = (
+                " ".join(
+                    part
+                    for part in (
+                        f"from {first}" if first != date.min else "",
+                        f"until {last}" if last != date.max else "",
+                    )
+                    if part
+                )
+                or "with no dates"
+            )
+            for (unit, path), (other, other_path) in (((unit_a, path_a), (unit_b, path_b)),
+                                                      ((unit_b, path_b), (unit_a, path_a))):  # fmt: skip
+                problems.append(
+                    (
+                        path,
+                        f"{_dotted(path)}: id tag {tag!r} is held by unit {unit!r} and by unit {other!r} "
+                        f"({_dotted(other_path)}) at the same time ({when}); a tag belongs to one unit at a time",
+                    )
+                )
+    return problems
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
 
 
 def _feeder_loops(data: dict[str, Any]) -> list[Located]:
