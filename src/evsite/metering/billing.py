@@ -372,8 +372,10 @@ class Biller:
             if entry.period_energy_wh == 0 and not entry.fees_in_period:
                 continue
             priced.append(_Priced(entry, session))
-            for code in [f.code for f in session.flags] + [str(f["code"]) for f in entry.flags if f["code"] == "shared_tag"]:
-                flag_counts[code] += 1
+            for f in session.flags:
+                flag_counts[f.code] += 1
+            if any(f["code"] == "shared_tag" for f in entry.flags):
+                flag_counts["shared_tag"] += 1
             if entry.unit_id is not None:
                 by_unit_sessions[entry.unit_id].append(entry)
             if entry.billable and entry.unit_id is not None:
