@@ -171,18 +171,39 @@ def test_idle_fee_after_the_grace_period_per_whole_minute() -> None:
     assert lines(st, "energy") == [(Decimal("2"), Decimal("0.45"), Decimal("0.90"))]
 
 
-def test_statement_rounding_keeps_lines_exact_until_the_total() -> None:
-    # Same rollover session, rounding: statement. 4.5 × 0.25 = 1.125 exact; fee 0.25; subtotal 1.375;
-    # tax 1.375 × 7.25 % = 0.0996875; total 1.4746875 → $1.47 (per-line rounding would give 1.13 + 0.25 + 0.10 = 1.48)
-    s = session(
-        "MF-P1-04",
-        "TAG-U104",
-        "4",
-        [("2026-10-15T05:00:00Z", 0), ("2026-10-15T05:45:00Z", 4_500)],
-    )
-    st = only(Biller(site(demand_charge_per_kw="0", rounding="statement")).bill([s], "2026-10").statements, "U104")
-    assert lines(st, "energy") == [(Decimal("4.5"), Decimal("0.25"), Decimal("1.125"))]
-    assert st.total == Decimal("1.47")
+def test_statement_rounding_rounds_the_subtotal_once_and_the_printed_lines_foot() -> None:
+    # Two off-peak sessions of 4.5 kWh: 4.5 × 0.25 = 1.125 exact each, fee 0.25 each; exact subtotal 2.75.
+    # rounding: statement → subtotal 2.75; its 275 cents go to the lines by largest remainder (the tie between the
+    # two 0.5-cent remainders goes to the earlier line): 1.13, 0.25, 1.12, 0.25. Tax 2.75 × 7.25 % = 0.199375 →
+    # 0.20; total 2.95. Per-line rounding instead: 1.13 + 0.25 + 1.13 + 0.25 = 2.76, tax 0.2001 → 0.20, total 2.96.
+    a = session("MF-P1-04", "TAG-U104", "4", [("2026-10-15T05:00:00Z", 0), ("2026-10-15T05:45:00Z", 4_500)])
+    b = session("MF-P1-04", "TAG-U104", "5", [("2026-10-16T05:00:00Z", 4_500), ("2026-10-16T05:45:00Z", 9_000)])
+    by_statement = Biller(site(demand_charge_per_kw="0", rounding="statement")).bill([a, b], "2026-10")
+    st = only(by_statement.statements, "U104")
+    assert [ln.amount for ln in st.lines] == [Decimal(x) for x in ("1.13", "0.25", "1.12", "0.25", "0.20")]
+    assert (st.subtotal, st.tax, st.total) == (Decimal("2.75"), Decimal("0.20"), Decimal("2.95"))
+    per_line = only(Biller(site(demand_charge_per_kw="0")).bill([a, b], "2026-10").statements, "U104")
+    assert (per_line.subtotal, per_line.tax, per_line.total) == (Decimal("2.76"), Decimal("0.20"), Decimal("2.96"))
+
+
+def test_every_statement_foots_as_printed_under_both_rounding_modes() -> None:
+    # The failure: tax and total rounded from exact sums did not add up (49.98 + 4.44 printed, 54.41 total)
+    # and exact lines printed as long decimals. Idle 73 min at 1.00/h: 13 min beyond the grace → 0.21666… exact.
+    sessions = [
+        session(f"MF-P1-{n:02d}", f"TAG-U1{n:02d}", str(n),
+                [(f"2026-10-{n + 10}T04:{n:02d}:00Z", 0), (f"2026-10-{n + 10}T05:00:00Z", 1_000 + 137 * n),
+                 (f"2026-10-{n + 10}T06:13:00Z", 1_000 + 137 * n)])
+        for n in range(1, 10)
+    ]  # fmt: skip
+    for rounding in ("line-item", "statement"):
+        run = Biller(site(rounding=rounding, idle_fee_per_hour="1.00", tax_pct="8.875")).bill(sessions, "2026-10")
+        assert len(run.statements) == 9
+        for st in run.statements:
+            printed = [ln.amount for ln in st.lines if ln.kind != "tax"]
+            assert all(x == x.quantize(Decimal("0.01")) for x in [*printed, st.subtotal, st.tax, st.total])
+            assert sum(printed) == st.subtotal and st.subtotal + st.tax == st.total
+            (tax,) = [ln for ln in st.lines if ln.kind == "tax"]
+            assert tax.amount == st.tax == (st.subtotal * Decimal("0.08875")).quantize(Decimal("0.01"), "ROUND_HALF_UP")
 
 
 def test_adjustments_are_new_lines_and_taxed_as_stated() -> None:

@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from evsite.metering.integrity import Reconciliation, Severity, reconcile
 from evsite.metering.registry import MeterRegistry
 from evsite.metering.sessions import Session
-from evsite.metering.tariffs import WH_PER_KWH, RateSchedule, allocate, apportion_wh, line_amount, round_money
+from evsite.metering.tariffs import WH_PER_KWH, RateSchedule, allocate, apportion_wh, round_money, shown_amounts
 from evsite.metering.tenants import SharedTag, TenantDirectory, UnknownTag
 from evsite.site.model import MeterRole, Site, Tariff
 
@@ -96,6 +96,8 @@ class Adjustment:
 
 @dataclass(frozen=True)
 class Line:
+    """One charge as printed: quantity × rate = amount (cents); `detail` explains a line that needs it."""
+
     kind: str  # energy, session_fee, idle_fee, demand, adjustment, tax
     description: str
     quantity: Decimal
@@ -103,6 +105,9 @@ class Line:
     rate: Decimal
     amount: Decimal
     session: str | None = None
+    rate_unit: str = ""  # "USD/kWh", "USD/h", "%", …
+    taxable: bool = True
+    detail: str = ""
 
 
 @dataclass
@@ -128,6 +133,7 @@ class SessionEntry:
     idle_minutes: int = 0
     fees_in_period: bool = False
     signed: str = ""  # OCMF signed meter values: "", "verified", "unverified" (no key), "failed"
+    note: str = ""  # a session billed over two statements says so
 
 
 @dataclass
@@ -143,6 +149,13 @@ class Statement:
     tax: Decimal
     total: Decimal
     notes: list[str] = field(default_factory=list)
+    period_first: date | None = None  # local calendar days covered
+    period_last: date | None = None
+    issued: date | None = None
+    due: date | None = None
+    payee: str = ""
+    payee_address: str = ""
+    timezone: str = "UTC"
 
 
 @dataclass
@@ -165,6 +178,7 @@ class SiteSummary:
     demand_unallocated_kw: Decimal
     reconciliations: list[Reconciliation]
     flags: dict[str, int]
+    compliance_notes: list[str] = field(default_factory=list)  # for the operator, not the tenant's bill
 
 
 @dataclass
@@ -209,9 +223,41 @@ def _jsonable(value: Any) -> Any:
 
 
 @dataclass
+class _Peak:
+    """The month's site EV peak interval and how it is shared between units."""
+
+    kw: Decimal
+    at: datetime | None
+    until: datetime | None
+    minutes: int
+    unit_kw: dict[str, Decimal] = field(default_factory=dict)
+    session_kw: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    allocated_kw: Decimal = Decimal(0)
+
+
+def _to_kw(wh: Decimal, per_hour: Decimal) -> Decimal:
+    return (wh / WH_PER_KWH * per_hour).quantize(KWH_Q, rounding=ROUND_HALF_UP)
+
+
+def local_time(at: datetime) -> str:
+    """A local time with its zone abbreviation, so the repeated hour in autumn reads 01:27 PDT or 01:27 PST."""
+    return f"{at:%Y-%m-%d %H:%M %Z}"
+
+
+def _foot(lines: list[Line], tariff: Tariff) -> list[Line]:
+    """Lines with their amounts in cents as they will be printed (see `shown_amounts`)."""
+    shown = shown_amounts([ln.amount for ln in lines], tariff.rounding)
+    return [replace(ln, amount=amount) for ln, amount in zip(lines, shown, strict=True)]
+
+
+@dataclass
 class _Priced:
     entry: SessionEntry
     session: Session
+
+
+def _kwh(wh: int) -> str:
+    return f"{Decimal(wh) / WH_PER_KWH:,.3f}"
 
 
 def _round_wh(value: Decimal) -> int:
@@ -221,8 +267,8 @@ def _round_wh(value: Decimal) -> int:
 class Biller:
     """Bills periods of one site. Construct once; `bill()` is pure given its inputs."""
 
-    def __init__(self, site: Site, standby_w_per_evse: float = 0.0) -> None:
-        """`standby_w_per_evse`: chargers' own draw (typically 3–10 W each), counted in reconciliation."""
+    def __init__(self, site: Site, standby_w_per_evse: float | None = None) -> None:
+        """`standby_w_per_evse` overrides every charger's `standby_w` from the site file in reconciliation."""
         if site.tariff is None:
             raise BillingError(f"site {site.name!r} has no tariff")
         self.site = site
@@ -233,6 +279,13 @@ class Biller:
         self.tz = ZoneInfo(site.timezone)
         self._evse_power = {e.id: _max_power_w(site, e.id) for e in site.evse}
         self.standby_w_per_evse = standby_w_per_evse
+
+    def _standby_w(self, charger_id: str) -> Decimal:
+        """A charger's own draw when idle: the override if given, else its model's figure in the site file."""
+        if self.standby_w_per_evse is not None:
+            return Decimal(str(self.standby_w_per_evse))
+        evse = next((e for e in self.site.evse if e.id == charger_id), None)
+        return Decimal(str(evse.standby_w)) if evse is not None else Decimal(0)
 
     def max_power_w(self, charger_id: str) -> float:
         """Nameplate power, for plausibility checks (unknown chargers: 80 A at 240 V, the Level 2 maximum)."""
@@ -306,30 +359,40 @@ class Biller:
             fees_in_period=session.stopped_at is not None and period.contains(session.stopped_at),
             signed=session.signed_status,
         )
+        entry.note = self._crossing_note(entry, period)
         return entry, by_rate
 
+    def _crossing_note(self, entry: SessionEntry, period: BillingPeriod) -> str:
+        """For a session billed over two statements: how much is on this one, and where the rest and fees are."""
+        rest = entry.energy_wh - entry.period_energy_wh
+        earlier = entry.started_at < period.start
+        later = entry.stopped_at is None or entry.stopped_at >= period.end
+        if not (earlier or later) or (rest == 0 and not later):
+            return ""
+        fees = "the session fee" if self.tariff.session_fee > 0 else "any idle fee"
+        here = f"{_kwh(entry.energy_wh)} kWh in all; {_kwh(entry.period_energy_wh)} kWh this month"
+        if entry.stopped_at is None:
+            return f"{here}; still plugged in at the end of the month: the rest and {fees} on a later statement"
+        if earlier and not later:
+            first = entry.started_at.astimezone(self.tz).strftime("%Y-%m")
+            return f"{here}; the other {_kwh(rest)} kWh on the {first} statement; {fees} on this one"
+        return f"{here}; the rest ({_kwh(rest)} kWh) and {fees} on the next statement"
+
     def _session_lines(self, entry: SessionEntry, by_rate: dict[tuple[str, Decimal], int]) -> list[Line]:
+        """The session's charges at their exact amounts (rounded when the statement is assembled)."""
         t = self.tariff
+        cur = t.currency
         lines = []
         for (name, rate), wh in sorted(by_rate.items()):
             kwh = Decimal(wh) / WH_PER_KWH
             label = "energy" if name == "flat" else f"energy {name}"
             lines.append(
-                Line("energy", f"{label} {entry.charger_id}", kwh, "kWh", rate, line_amount(kwh * rate, t), entry.key)
+                Line("energy", f"{label} {entry.charger_id}", kwh, "kWh", rate, kwh * rate, entry.key, f"{cur}/kWh")
             )
         if entry.fees_in_period:
             if t.session_fee > 0:
-                lines.append(
-                    Line(
-                        "session_fee",
-                        "session fee",
-                        Decimal(1),
-                        "session",
-                        t.session_fee,
-                        line_amount(t.session_fee, t),
-                        entry.key,
-                    )
-                )
+                fee = t.session_fee
+                lines.append(Line("session_fee", "session fee", Decimal(1), "session", fee, fee, entry.key, cur))
             idle = max(entry.idle_minutes - t.idle_grace_minutes, 0)
             if idle > 0 and t.idle_fee_per_hour > 0:
                 lines.append(
@@ -339,8 +402,9 @@ class Biller:
                         Decimal(idle),
                         "min",
                         t.idle_fee_per_hour,
-                        line_amount(Decimal(idle) * t.idle_fee_per_hour / 60, t),
+                        Decimal(idle) * t.idle_fee_per_hour / 60,
                         entry.key,
+                        f"{cur}/h",
                     )
                 )
         return lines
@@ -383,22 +447,22 @@ class Biller:
             else:
                 not_billed.append(entry)
 
-        peak_kw, peak_at, unit_kw, allocated_kw = self._demand(priced, period)
+        peak = self._demand(priced, period)
         t = self.tariff
-        if t.demand_charge_per_kw > 0 and peak_at is not None:
-            for unit, kw in sorted(unit_kw.items()):
-                local = peak_at.astimezone(self.tz)
+        if t.demand_charge_per_kw > 0 and peak.at is not None:
+            for unit, kw in sorted(peak.unit_kw.items()):
                 by_unit_lines[unit].append(
                     Line(
                         "demand",
-                        f"share of site peak {peak_kw} kW at {local:%Y-%m-%d %H:%M}",
+                        "demand: share of the site EV peak",
                         kw,
                         "kW",
                         t.demand_charge_per_kw,
-                        line_amount(kw * t.demand_charge_per_kw, t),
+                        kw * t.demand_charge_per_kw,
+                        rate_unit=f"{t.currency}/kW",
+                        detail=self._demand_detail(peak, unit),
                     )
                 )
-        taxable_adjust: dict[str, Decimal] = defaultdict(Decimal)
         for adj in adjustments:
             if adj.posted_month != month:
                 continue
@@ -411,22 +475,29 @@ class Biller:
                     adj.amount,
                     adj.amount,
                     adj.refers_to,
+                    t.currency,
+                    taxable=adj.taxable,
                 )
             )
-            if not adj.taxable:
-                taxable_adjust[adj.unit_id] += adj.amount
 
         names = self.tenants.unit_names()
+        issued, due = self._issue_dates(period)
+        billing = self.site.billing
         statements = []
         for unit in sorted(set(by_unit_lines) | set(by_unit_sessions)):
-            lines = by_unit_lines.get(unit, [])
+            lines = _foot(by_unit_lines.get(unit, []), t)
             subtotal = sum((ln.amount for ln in lines), Decimal(0))
-            taxable = subtotal - taxable_adjust.get(unit, Decimal(0))
-            tax = line_amount(taxable * t.tax_pct / 100, t) if t.tax_pct else Decimal(0)
+            taxable = sum((ln.amount for ln in lines if ln.taxable), Decimal(0))
+            tax = round_money(taxable * t.tax_pct / 100)
             if tax:
-                lines = [*lines, Line("tax", "tax", taxable, t.currency, t.tax_pct, tax)]
+                lines.append(
+                    Line("tax", "tax on the taxable subtotal", taxable, t.currency, t.tax_pct, tax, rate_unit="%")
+                )
             entries = by_unit_sessions.get(unit, [])
-            notes = sorted({str(f["detail"]) for e in entries for f in e.flags if f["severity"] == "warning"})
+            notes = sorted(
+                {str(f["detail"]) for e in entries for f in e.flags if f["severity"] == "warning"}
+                - {str(f["detail"]) for e in entries for f in e.flags if f["code"] == "meter_note"}
+            )
             statements.append(
                 Statement(
                     unit_id=unit,
@@ -436,10 +507,17 @@ class Biller:
                     sessions=entries,
                     lines=lines,
                     energy_wh=sum(e.period_energy_wh for e in entries if e.billable),
-                    subtotal=round_money(subtotal),
-                    tax=round_money(tax),
-                    total=round_money(subtotal + tax),
+                    subtotal=subtotal,
+                    tax=tax,
+                    total=subtotal + tax,
                     notes=notes,
+                    period_first=period.start.astimezone(self.tz).date(),
+                    period_last=(period.end.astimezone(self.tz) - timedelta(days=1)).date(),
+                    issued=issued,
+                    due=due,
+                    payee=billing.payee or self.site.name,
+                    payee_address=billing.payee_address or self.site.address or "",
+                    timezone=self.site.timezone,
                 )
             )
 
@@ -459,21 +537,23 @@ class Biller:
             energy_not_billable_wh=dict(sorted(not_billable.items())),
             total_billed=sum((s.total for s in statements), Decimal(0)),
             tax_billed=sum((s.tax for s in statements), Decimal(0)),
-            demand_peak_kw=peak_kw,
-            demand_peak_at=peak_at,
-            demand_allocated_kw=allocated_kw,
-            demand_unallocated_kw=peak_kw - allocated_kw,
+            demand_peak_kw=peak.kw,
+            demand_peak_at=peak.at,
+            demand_allocated_kw=peak.allocated_kw,
+            demand_unallocated_kw=peak.kw - peak.allocated_kw,
             reconciliations=self._reconcile(priced, upstream_wh or {}, period),
             flags=dict(sorted(flag_counts.items())),
+            compliance_notes=sorted(
+                {str(f["detail"]) for p in priced for f in p.entry.flags if f["code"] == "meter_note"}
+            ),
         )
         return BillingRun(summary, statements, not_billed, _jsonable(t.model_dump(mode="json")))
 
-    def _demand(
-        self, priced: list[_Priced], period: BillingPeriod
-    ) -> tuple[Decimal, datetime | None, dict[str, Decimal], Decimal]:
-        """Site coincident peak (kW), when, each billable unit's kW in that interval, and their sum."""
-        step = timedelta(minutes=self.tariff.demand_interval_minutes)
-        per_hour = Decimal(60) / Decimal(self.tariff.demand_interval_minutes)
+    def _demand(self, priced: list[_Priced], period: BillingPeriod) -> _Peak:
+        """Site coincident peak (kW) and when; each billable unit's kW in that interval, and by session."""
+        minutes = self.tariff.demand_interval_minutes
+        step = timedelta(minutes=minutes)
+        per_hour = Decimal(60) / Decimal(minutes)
         count = int((period.end - period.start) / step)
         edges = [period.start + i * step for i in range(count)] + [period.end]
         site = [Decimal(0)] * count
@@ -491,19 +571,46 @@ class Biller:
                 site[lo + i] += wh
             per_session.append((p, lo, buckets))
         if not any(site):
-            return Decimal(0), None, {}, Decimal(0)
+            return _Peak(Decimal(0), None, None, minutes)
         peak = max(range(count), key=lambda i: (site[i], -i))
-        unit_wh: dict[str, Decimal] = defaultdict(Decimal)
+        session_wh: dict[str, dict[str, Decimal]] = defaultdict(dict)
         for p, lo, buckets in per_session:
-            if p.entry.billable and p.entry.unit_id is not None and lo <= peak < lo + len(buckets):
-                unit_wh[p.entry.unit_id] += buckets[peak - lo]
-        unit_kw = {
-            u: (wh / WH_PER_KWH * per_hour).quantize(KWH_Q, rounding=ROUND_HALF_UP)
-            for u, wh in unit_wh.items()
-            if wh > 0
-        }
-        peak_kw = (site[peak] / WH_PER_KWH * per_hour).quantize(KWH_Q, rounding=ROUND_HALF_UP)
-        return peak_kw, edges[peak], unit_kw, sum(unit_kw.values(), Decimal(0))
+            inside = lo <= peak < lo + len(buckets) and buckets[peak - lo] > 0
+            if inside and p.entry.billable and p.entry.unit_id is not None:
+                session_wh[p.entry.unit_id][p.entry.key] = buckets[peak - lo]
+        result = _Peak(_to_kw(site[peak], per_hour), edges[peak], edges[peak + 1], minutes)
+        for unit, by_key in session_wh.items():
+            kw = _to_kw(sum(by_key.values(), Decimal(0)), per_hour)
+            if kw <= 0:
+                continue
+            result.unit_kw[unit] = kw
+            # the sessions' kW to 0.001, made to add up to the unit's kW (largest remainder)
+            keys = sorted(by_key)
+            milli = apportion_wh([by_key[k] * per_hour for k in keys], int(kw * 1000))
+            result.session_kw[unit] = {k: Decimal(m) / 1000 for k, m in zip(keys, milli, strict=True) if m}
+        result.allocated_kw = sum(result.unit_kw.values(), Decimal(0))
+        return result
+
+    def _demand_detail(self, peak: _Peak, unit: str) -> str:
+        """What a tenant needs to check the demand line: when, whose sessions, the rule, and the share."""
+        assert peak.at is not None and peak.until is not None
+        start, end = peak.at.astimezone(self.tz), peak.until.astimezone(self.tz)
+        kw = peak.unit_kw[unit]
+        share = (kw / peak.kw * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP) if peak.kw else Decimal(0)
+        sessions = ", ".join(f"{key} {v:.3f} kW" for key, v in peak.session_kw.get(unit, {}).items())
+        return (
+            f"The site's EV peak this month was {peak.kw:.3f} kW, the average of all chargers over the "
+            f"{peak.minutes}-minute interval {local_time(start)}–{end:%H:%M %Z} (the month's highest). "
+            f"Tariff rule: each unit pays {self.tariff.demand_charge_per_kw} {self.tariff.currency}/kW on its own "
+            f"average kW in that interval. Yours: {kw:.3f} kW ({share} % of the peak), from {sessions}."
+        )
+
+    def _issue_dates(self, period: BillingPeriod) -> tuple[date, date]:
+        """Issued on the tariff's statement day of the next month, due `due_days` later (no wall clock: re-runs
+        of a month give the same statements)."""
+        end = period.end.astimezone(self.tz).date()
+        issued = date(end.year, end.month, self.site.billing.statement_day)
+        return issued, issued + timedelta(days=self.site.billing.due_days)
 
     def _reconcile(
         self, priced: list[_Priced], upstream_wh: dict[str, Decimal], period: BillingPeriod
@@ -521,10 +628,19 @@ class Biller:
             worst = max(
                 (self.registry.for_evse(c).accuracy.tolerance_pct for c in below), default=meter.accuracy.tolerance_pct
             )
-            hours = Decimal(str((period.end - period.start).total_seconds() / 3600))
-            standby = (Decimal(str(self.standby_w_per_evse)) * len(below) * hours).quantize(Decimal(1))
+            hours = Decimal(int((period.end - period.start).total_seconds())) / 3600
+            standby = sum((self._standby_w(c) * hours for c in below), Decimal(0))
+            unbilled = Decimal(sum(e.period_energy_wh for e in entries if not e.billable))
             out.append(
-                reconcile(meter_id, meter_wh, meter.accuracy.tolerance_pct, sessions_wh, worst, standby_wh=standby)
+                reconcile(
+                    meter_id,
+                    meter_wh,
+                    meter.accuracy.tolerance_pct,
+                    sessions_wh,
+                    worst,
+                    standby_wh=standby,
+                    unbilled_wh=unbilled,
+                )
             )
         return out
 

@@ -47,8 +47,11 @@ def bill(
         Path | None, typer.Option("--keys", help="JSON {charger id: public key} to verify OCMF signed meter values.")
     ] = None,
     standby_w: Annotated[
-        float, typer.Option("--standby-w", help="Each charger's standby draw (W), allowed in reconciliation.")
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            "--standby-w", help="Override every charger's standby draw (W); default: each model's `standby_w`."
+        ),
+    ] = None,
 ) -> None:
     """Bill a month: per-unit statements (HTML, CSV), a site summary, JSON; re-runs of closed months are checked."""
     from evsite.cli import load_or_exit
@@ -81,7 +84,9 @@ def bill(
         typer.echo(f"{month} is closed; this run reproduces it exactly (sha256 {run.digest()[:16]}…)", err=True)
 
 
-async def _bill(site: Any, url: str, month: str, close: bool, public_keys: dict[str, str], standby_w: float) -> Any:
+async def _bill(
+    site: Any, url: str, month: str, close: bool, public_keys: dict[str, str], standby_w: float | None
+) -> Any:
     from evsite.metering.repository import bill_month, close_month
     from evsite.metering.tables import ensure_tables
     from evsite.store.db import create_engine

@@ -218,7 +218,7 @@ def _monotone(times: list[datetime]) -> list[datetime]:
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """EVSE sessions against the submeter upstream of them over one period."""
+    """EVSE sessions against the submeter upstream of them over one period, with the parts shown."""
 
     meter_id: str
     meter_wh: Decimal
@@ -227,12 +227,22 @@ class Reconciliation:
     difference_wh: Decimal
     ok: bool
     arithmetic: list[str]
+    billed_wh: Decimal = Decimal(0)  # sessions_wh = billed + not billed
+    unbilled_wh: Decimal = Decimal(0)
+    accuracy_wh: Decimal = Decimal(0)
+    losses_wh: Decimal = Decimal(0)  # the percentage allowance for conductor losses
+    standby_wh: Decimal = Decimal(0)  # the chargers' own draw, from their models' standby figures
 
     def to_dict(self) -> dict[str, object]:
         return {
             "meter_id": self.meter_id,
             "meter_wh": str(self.meter_wh),
             "sessions_wh": str(self.sessions_wh),
+            "billed_wh": str(self.billed_wh),
+            "unbilled_wh": str(self.unbilled_wh),
+            "accuracy_wh": str(self.accuracy_wh),
+            "losses_wh": str(self.losses_wh),
+            "standby_wh": str(self.standby_wh),
             "difference_wh": str(self.difference_wh),
             "tolerance_wh": str(self.tolerance_wh),
             "ok": self.ok,
@@ -248,25 +258,33 @@ def reconcile(
     sessions_tolerance_pct: float,
     losses_pct: float = 1.0,
     standby_wh: Decimal = Decimal(0),
+    unbilled_wh: Decimal = Decimal(0),
 ) -> Reconciliation:
     """Flag when the upstream meter and the sum of sessions differ by more than accuracy (+ losses).
 
     Accuracy = meter class × meter energy + EVSE class × session energy. The upstream meter also sees
     conductor I²R losses and charger standby, so it may read more than the sessions by up to accuracy +
     losses (a share of the meter energy) + known standby; it may read less only by the accuracy.
+    `unbilled_wh` is the part of `sessions_wh` not billed (informational meters, held sessions).
     """
     difference = meter_wh - sessions_wh
     pct = Decimal(str(meter_tolerance_pct)) / 100
     spct = Decimal(str(sessions_tolerance_pct)) / 100
     lpct = Decimal(str(losses_pct)) / 100
     accuracy = (meter_wh * pct + sessions_wh * spct).quantize(Decimal(1))
-    losses = (meter_wh * lpct + standby_wh).quantize(Decimal(1))
-    tolerance = accuracy + losses
+    line_losses = (meter_wh * lpct).quantize(Decimal(1))
+    standby = standby_wh.quantize(Decimal(1))
+    tolerance = accuracy + line_losses + standby
     ok = -accuracy <= difference <= tolerance
+    billed = sessions_wh - unbilled_wh
     arithmetic = [
+        f"sessions = billed {billed} Wh + not billed {unbilled_wh} Wh = {sessions_wh} Wh",
         f"difference = meter {meter_wh} Wh − sessions {sessions_wh} Wh = {difference} Wh",
         f"accuracy = {meter_wh} × {meter_tolerance_pct}% + {sessions_wh} × {sessions_tolerance_pct}% = {accuracy} Wh",
-        f"losses = {meter_wh} × {losses_pct}% + standby {standby_wh} Wh = {losses} Wh",
+        f"losses = {meter_wh} × {losses_pct}% = {line_losses} Wh; standby {standby} Wh",
         f"allowed −{accuracy} … +{tolerance} Wh → {'within tolerance' if ok else 'FLAGGED'}",
     ]
-    return Reconciliation(meter_id, meter_wh, sessions_wh, tolerance, difference, ok, arithmetic)
+    return Reconciliation(
+        meter_id, meter_wh, sessions_wh, tolerance, difference, ok, arithmetic,
+        billed, unbilled_wh, accuracy, line_losses, standby,
+    )  # fmt: skip

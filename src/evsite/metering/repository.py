@@ -271,7 +271,7 @@ async def bill_month(
     site: Site,
     month: str,
     public_keys: Mapping[str, str] | None = None,
-    standby_w_per_evse: float = 0.0,
+    standby_w_per_evse: float | None = None,
 ) -> MonthResult:
     """Bill a month from stored data and log the run; for a closed month, check it reproduces the frozen run."""
     biller = Biller(site, standby_w_per_evse)

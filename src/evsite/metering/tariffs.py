@@ -44,9 +44,17 @@ def round_money(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def line_amount(amount: Decimal, tariff: Tariff) -> Decimal:
-    """A line item's amount as the tariff states: rounded per line, or kept exact until the statement total."""
-    return round_money(amount) if tariff.rounding == "line-item" else amount
+def shown_amounts(exact: Sequence[Decimal], rounding: str) -> list[Decimal]:
+    """Each line's amount in cents as printed, so that the printed lines add up to the printed subtotal.
+
+    `line-item` rounds every line half up. `statement` rounds only the sum (half up) and gives the cents
+    to the lines by largest remainder: each printed line is within a cent of its exact amount, and the
+    subtotal is the exact sum rounded once.
+    """
+    if rounding == "line-item":
+        return [round_money(a) for a in exact]
+    target = int(round_money(sum(exact, Decimal(0))) * 100)
+    return [(Decimal(c) / 100).quantize(CENT) for c in apportion_wh([a * 100 for a in exact], target)]
 
 
 def _covers(period: TouPeriod, clock: time) -> bool:

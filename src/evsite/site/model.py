@@ -422,6 +422,9 @@ class Evse(Strict):
         description="Input current spectrum, % of fundamental by order; defaults apply if absent.",
     )
     power_factor: float = Field(default=0.99, gt=0, le=1)
+    standby_w: float = Field(
+        default=0.0, ge=0, le=200, description="The model's own draw when idle (datasheet), W; billing reconciliation."
+    )
     disconnect: Literal["none", "integral", "within-sight", "remote-lockable"] = "none"
     level: str | None = None
 
@@ -626,7 +629,10 @@ class Unit(Strict):
 class Billing(Strict):
     enabled: bool = False
     sells_by_kwh: bool = Field(default=False, description="Energy sold to users by the kWh (NIST HB 44 §3.40).")
-    statement_day: int = Field(default=1, ge=1, le=28)
+    statement_day: int = Field(default=1, ge=1, le=28, description="Day of the next month statements are issued.")
+    due_days: int = Field(default=21, ge=0, le=90, description="Days from issue to the due date.")
+    payee: str | None = Field(default=None, max_length=200, description="Who is paid (default: the site name).")
+    payee_address: str | None = Field(default=None, max_length=300)
 
 
 # --------------------------------------------------------------------------- jurisdiction and run time

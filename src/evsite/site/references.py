@@ -127,6 +127,7 @@ def _overlapping_tags(data: dict[str, Any]) -> list[Located]:
         if not isinstance(tags, list):
             continue
         for t, item in enumerate(tags):
+            path: tuple[str | int, ...]
             if isinstance(item, str):
                 tag, since, until, path = item, None, None, ("units", u, "tags", t)
             elif isinstance(item, dict) and isinstance(item.get("tag"), str):
@@ -154,13 +155,12 @@ def _overlapping_tags(data: dict[str, Any]) -> list[Located]:
                 )
                 or "with no dates"
             )
-            for (unit, path), (other, other_path) in (((unit_a, path_a), (unit_b, path_b)),
-                                                      ((unit_b, path_b), (unit_a, path_a))):  # fmt: skip
+            for here, there in (((unit_a, path_a), (unit_b, path_b)), ((unit_b, path_b), (unit_a, path_a))):
                 problems.append(
                     (
-                        path,
-                        f"{_dotted(path)}: id tag {tag!r} is held by unit {unit!r} and by unit {other!r} "
-                        f"({_dotted(other_path)}) at the same time ({when}); a tag belongs to one unit at a time",
+                        here[1],
+                        f"{_dotted(here[1])}: id tag {tag!r} is held by unit {here[0]!r} and by unit {there[0]!r} "
+                        f"({_dotted(there[1])}) at the same time ({when}); a tag belongs to one unit at a time",
                     )
                 )
     return problems
