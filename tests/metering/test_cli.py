@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,15 @@ def test_bill_writes_statements_and_json(generated: tuple[Path, str], tmp_path: 
     with (tmp_path / "statements-2026-10.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert {r["unit_id"] for r in rows} == units
-    assert sum(float(r["total"]) for r in rows) == pytest.approx(float(data["summary"]["total_billed"]))
+    assert sum(Decimal(r["total_usd"]) for r in rows) == Decimal(data["summary"]["total_billed"])
+    # counts and energy over the same sets: billed sessions and their kWh, the rest in the not-billed columns
+    for r in rows:
+        (st,) = [s for s in data["statements"] if s["unit_id"] == r["unit_id"]]
+        billed = [e for e in st["sessions"] if e["billable"]]
+        assert int(r["sessions_billed"]) == len(billed)
+        assert int(r["sessions_billed"]) + int(r["sessions_not_billed"]) == len(st["sessions"])
+        assert Decimal(r["energy_billed_kwh"]) * 1000 == sum(e["period_energy_wh"] for e in billed) == st["energy_wh"]
+        assert Decimal(r["subtotal_usd"]) + Decimal(r["tax_usd"]) == Decimal(r["total_usd"])
     html = (tmp_path / "statements-2026-10.html").read_text()
     assert html.count("<section class=statement>") == len(units)
     assert "not billed: meter MF-P2-01 is informational" in html
