@@ -9,6 +9,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from html import escape
 from pathlib import Path
@@ -146,8 +147,7 @@ h1 { font-size: 16pt; margin: 0 0 .1em; } h2 { font-size: 11.5pt; margin: 1.3em 
 table { border-collapse: collapse; width: 100%; margin: .3em 0 .8em; }
 th, td { border-bottom: 1px solid #ccc; padding: .2em .5em; text-align: left; vertical-align: top; }
 th { font-weight: 600; background: #f3f3f3; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.t { white-space: nowrap; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; } td.n, td.t { white-space: nowrap; }
 .muted { color: #555; font-size: 9pt; } .detail td { border-bottom: 1px solid #ccc; padding-top: 0; }
 .sub td { font-weight: 600; } .total td { font-weight: 700; border-top: 2px solid #111; font-size: 11.5pt; }
 .head { display: flex; justify-content: space-between; gap: 2em; }
@@ -179,6 +179,16 @@ def _quantity(ln: Line) -> str:
 
 def _rate(ln: Line) -> str:
     return f"{ln.rate} %" if ln.rate_unit == "%" else f"{ln.rate} {escape(ln.rate_unit)}"
+
+
+def _zone_names(st: Statement, tz: ZoneInfo) -> str:
+    """The zone abbreviations in force during the period (e.g. "PDT, PST" in November)."""
+    if st.period_first is None or st.period_last is None:
+        return ""
+    days = (st.period_last - st.period_first).days + 1
+    moments = [(st.period_first + timedelta(days=d), clock) for d in range(days) for clock in (time(0), time(12))]
+    names = [datetime.combine(day, clock, tz).tzname() for day, clock in moments]
+    return ", ".join(dict.fromkeys(n for n in names if n))
 
 
 def _local(at: Any, tz: ZoneInfo) -> str:
@@ -253,9 +263,10 @@ def statement_html(st: Statement, site_name: str, timezone: str = "UTC", tariff:
     charged = [ln for ln in st.lines if ln.kind != "tax"]
     rows = ""
     for ln in charged:
+        each = ln.kind == "adjustment"  # a credit or charge as entered: no quantity × rate to show
         rows += (
             f"<tr><td>{escape(ln.description)}</td><td class=muted>{escape(ln.session or '')}</td>"
-            f"<td class=n>{_quantity(ln)}</td><td class=n>× {_rate(ln)}</td>"
+            f"<td class=n>{'' if each else _quantity(ln)}</td><td class=n>{'' if each else '× ' + _rate(ln)}</td>"
             f"<td class=n>{_money(ln.amount, cur)}</td></tr>"
         )
         if ln.detail:
@@ -280,7 +291,7 @@ def statement_html(st: Statement, site_name: str, timezone: str = "UTC", tariff:
     for e in st.sessions:
         status = "billed" if e.billable else "not billed: " + escape(e.reason or "")
         sessions += (
-            f"<tr><td>{escape(e.key)}</td><td class=t>{_local(e.started_at, tz)}</td>"
+            f"<tr><td class=t>{escape(e.key)}</td><td class=t>{_local(e.started_at, tz)}</td>"
             f"<td class=t>{_local(e.stopped_at, tz)}</td>"
             f"<td class=n>{e.start_wh:,}</td><td class=n>{e.end_wh:,}</td>"
             f"<td class=n>{Decimal(e.period_energy_wh) / 1000:,.3f}</td>"
@@ -296,7 +307,7 @@ def statement_html(st: Statement, site_name: str, timezone: str = "UTC", tariff:
         f"<h1>EV charging statement</h1><div>{escape(site_name)}</div></div><table>"
         f"<tr><td>Account</td><td><b>{escape(st.unit_id)}</b>{name}</td></tr>"
         f"<tr><td>Billing period</td><td>{st.period_first} to {st.period_last}</td></tr>"
-        f"<tr><td>Times</td><td>{escape(timezone)} (PST/PDT-style abbreviations shown)</td></tr>"
+        f"<tr><td>Times</td><td>local, {escape(timezone)} ({escape(_zone_names(st, tz))})</td></tr>"
         f"<tr><td>Issued</td><td>{st.issued}</td></tr><tr><td>Due</td><td>{st.due}</td></tr>"
         f"<tr><td>Pay to</td><td>{payee}</td></tr></table></div>"
         f"<div class=due>Amount due: <b>{_money(st.total, cur)}</b> by {st.due}</div>"
@@ -344,8 +355,9 @@ def summary_html(run: BillingRun) -> str:
             f"{_kwh_cell(sum(e.period_energy_wh for e in billed))}<td class=n>{len(held)}</td>"
             f"{_kwh_cell(sum(e.period_energy_wh for e in held))}<td class=n>{_money(st.total, st.currency)}</td></tr>"
         )
-    unbilled = "".join(
-        f"<tr><td>{escape(reason)}</td>{_kwh_cell(wh)}</tr>" for reason, wh in s.energy_not_billable_wh.items()
+    unbilled = (
+        "".join(f"<tr><td>{escape(reason)}</td>{_kwh_cell(wh)}</tr>" for reason, wh in s.energy_not_billable_wh.items())
+        or "<tr><td>none</td><td></td></tr>"
     )
     recon = "".join(
         f"<tr><td>{escape(r.meter_id)}</td>{_kwh_cell(r.meter_wh)}{_kwh_cell(r.billed_wh)}{_kwh_cell(r.unbilled_wh)}"
@@ -368,7 +380,7 @@ def summary_html(run: BillingRun) -> str:
         f"<td class=n>{_money(s.total_billed, s.currency)}</td></tr>"
         f"<tr><td>Site EV coincident peak</td><td class=n>{peak}</td></tr>"
         f"<tr><td>Demand allocated / unallocated</td><td class=n>{s.demand_allocated_kw} / "
-        f"{s.demand_unallocated_kw} kW</td></tr><tr><td>Flags</td><td>{flags}</td></tr></table>"
+        f"{s.demand_unallocated_kw} kW</td></tr><tr><td>Flags</td><td class=n>{flags}</td></tr></table>"
         "<h2>Energy not billed</h2><table><tr><th>Reason</th><th class=n>kWh</th></tr>"
         f"{unbilled}</table>"
         "<h2>Reconciliation with panel meters (kWh)</h2><table><tr><th>Meter</th><th class=n>Meter</th>"
