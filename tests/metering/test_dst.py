@@ -9,7 +9,7 @@ asks which period the local clock reads at each minute, so it shares none of the
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
@@ -145,11 +145,11 @@ def test_periods_follow_the_local_clock_through_both_changes(
     biller = Biller(zoned(tariff, zone))
     total, _ = biller.split(s, month)
     by_period: Counter[str] = Counter()
-    for m in {start.astimezone(rates.tz).strftime("%Y-%m"), end.astimezone(rates.tz).strftime("%Y-%m")}:
-        for (name, _rate), wh in biller.split(s, m)[1].items():
+    for billed in {month, end.astimezone(rates.tz).strftime("%Y-%m")}:
+        for (name, _rate), wh in biller.split(s, billed)[1].items():
             by_period[name] += wh
     assert sum(by_period.values()) == total == points[-1][1] - points[0][1]
-    expected: Counter[str] = Counter()
+    expected: dict[str, Decimal] = defaultdict(Decimal)
     for (a, wa), (b, wb) in itertools.pairwise(points):
         t0, t1 = datetime.fromisoformat(a), datetime.fromisoformat(b)
         minutes = minutes_by_period(rates, t0, t1)
