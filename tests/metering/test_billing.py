@@ -271,3 +271,73 @@ def test_a_tag_two_units_hold_at_once_is_held_for_review_not_billed_to_either() 
     assert held.key == after.key and held.unit_id is None and not held.billable
     assert "held by units U101, U102 on 2026-10-14" in (held.reason or "")
     assert run.summary.flags["shared_tag"] == 1
+
+
+def test_compliance_notes_go_to_the_operator_summary_not_the_tenants_bill() -> None:
+    # The example sells by the kWh and records no type approval for the chargers' meters: billable, with a note
+    # for the operator asking for the NTEP/CTEP certificate. The tenant's notes keep only their sessions' issues.
+    s = session("MF-P1-04", "TAG-U104", "4", [("2026-10-15T05:00:00Z", 0), ("2026-10-15T05:45:00Z", 4_500)])
+    run = Biller(site(demand_charge_per_kw="0")).bill([s], "2026-10")
+    assert only(run.statements, "U104").notes == []
+    assert run.summary.compliance_notes == [
+        "type approval of meter MF-P1-04 is not recorded; selling by the kWh needs an NTEP/CTEP certificate "
+        "(NIST HB 44 §3.40)"
+    ]
+
+
+def test_statement_header_dates_payee_and_rate_units() -> None:
+    # Issued on billing.statement_day (1) of the next month, due 21 days later; payee defaults to the site.
+    # Idle 95 − 60 = 35 min at 1.50 USD/h; tax 7.25 % of the taxable subtotal.
+    s = session(
+        "MF-P1-05",
+        "TAG-U105",
+        "5",
+        [("2026-10-14T00:00:00Z", 10_000), ("2026-10-14T01:00:00Z", 12_000), ("2026-10-14T02:35:30Z", 12_000)],
+    )
+    example = site(demand_charge_per_kw="0")
+    st = only(Biller(example).bill([s], "2026-10").statements, "U105")
+    assert (st.period_first, st.period_last) == (date(2026, 10, 1), date(2026, 10, 31))
+    assert (st.issued, st.due, st.payee) == (date(2026, 11, 1), date(2026, 11, 22), example.name)
+    units = {ln.kind: (ln.unit, ln.rate_unit) for ln in st.lines}
+    assert units == {
+        "energy": ("kWh", "USD/kWh"),
+        "session_fee": ("session", "USD"),
+        "idle_fee": ("min", "USD/h"),
+        "tax": ("USD", "%"),
+    }
+
+
+def test_a_session_across_the_month_end_says_where_the_rest_is_billed() -> None:
+    # 7.2 kW from 23:00 PDT on 31 October (06:00Z) to 01:00 PDT on 1 November: 7,200 Wh before midnight, 7,200 after
+    s = session(
+        "MF-P1-02",
+        "TAG-U102",
+        "2",
+        [("2026-11-01T06:00:00Z", 0), ("2026-11-01T07:00:00Z", 7_200), ("2026-11-01T08:00:00Z", 14_400)],
+    )
+    biller = Biller(site(demand_charge_per_kw="0"))
+    october = only(biller.bill([s], "2026-10").statements, "U102").sessions[0]
+    november = only(biller.bill([s], "2026-11").statements, "U102").sessions[0]
+    assert october.note == (
+        "14.400 kWh in all; 7.200 kWh this month; the rest (7.200 kWh) and the session fee on the next statement"
+    )
+    assert (
+        november.note == "14.400 kWh in all; 7.200 kWh this month; the other 7.200 kWh on the 2026-10 statement; "
+        "the session fee on this one"
+    )
+
+
+def test_the_demand_line_explains_its_interval_sessions_rule_and_share() -> None:
+    # Example (tests/metering/example_statement.py): U101 7.2 kW 15:30–18:00 PST and U102 3.6 kW 16:30–18:30 PST on
+    # Tue 17 Nov. Every quarter hour from 16:30 to 18:00 totals 10.8 kW; the earliest, 16:30–16:45, is the peak.
+    from tests.metering.example_statement import example_run
+
+    run = example_run()
+    (demand,) = [ln for ln in only(run.statements, "U101").lines if ln.kind == "demand"]
+    assert (demand.quantity, demand.rate, demand.rate_unit, demand.amount) == (
+        Decimal("7.2"), Decimal("12.00"), "USD/kW", Decimal("86.40"),
+    )  # fmt: skip
+    assert "10.800 kW" in demand.detail and "15-minute interval 2026-11-17 16:30 PST–16:45 PST" in demand.detail
+    assert "each unit pays 12.00 USD/kW on its own average kW in that interval" in demand.detail
+    assert "Yours: 7.200 kW (66.7 % of the peak), from MF-P1-01#102 7.200 kW." in demand.detail
+    assert run.summary.demand_allocated_kw == Decimal("10.8") and run.summary.demand_unallocated_kw == 0

@@ -128,8 +128,11 @@ def _print_summary(run: Any, files: list[Path]) -> None:
     table.add_row("total billed", f"{s.total_billed:,.2f} {s.currency} (tax {s.tax_billed:,.2f})")
     table.add_row("site EV peak", f"{s.demand_peak_kw} kW, allocated {s.demand_allocated_kw} kW")
     for r in s.reconciliations:
-        table.add_row(f"reconciliation {r.meter_id}", ("ok" if r.ok else "[red]FLAGGED[/]") + f": {r.arithmetic[0]}")
+        parts = f"billed {r.billed_wh} + not billed {r.unbilled_wh}; losses {r.losses_wh}, standby {r.standby_wh} Wh"
+        table.add_row(f"reconciliation {r.meter_id}", ("ok" if r.ok else "[red]FLAGGED[/]") + f": {parts}")
     table.add_row("flags", ", ".join(f"{k} × {v}" for k, v in s.flags.items()) or "none")
+    for note in s.compliance_notes:
+        table.add_row("compliance", note)
     console.print(table)
     for path in files:
         console.print(f"wrote {path}", highlight=False)
