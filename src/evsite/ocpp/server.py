@@ -32,7 +32,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from evsite.ocpp import validate
+from evsite.ocpp import plausibility, validate
 from evsite.ocpp.auth import parse_basic_auth, verify_password
 from evsite.ocpp.certs import peer_common_name
 from evsite.ocpp.connection import RpcConnection
@@ -69,6 +69,12 @@ class ServerSettings:
     compression: bool = False
     open_authorization: bool = False
     """Free vend: id tags we do not know are Accepted (known Blocked/Expired tags are still refused)."""
+    clock_ahead_s: float = 900.0
+    """A charger timestamp more than this ahead of our clock is flagged (drift beyond what NTP-less
+    chargers show between BootNotifications, which set their clock)."""
+    clock_behind_s: float = 7 * 86_400.0
+    """A charger timestamp more than this behind our clock is flagged: chargers queue transaction
+    messages while offline, so a few days back is normal; a week is a broken clock or a forged time."""
 
     @classmethod
     def from_site(cls, site: Site | None, **overrides: Any) -> ServerSettings:
@@ -115,6 +121,8 @@ class CentralSystem:
         self.settings = settings or ServerSettings.from_site(site)
         self.evse_by_id: dict[str, Evse] = {e.id: e for e in site.evse} if site else {}
         self.sessions: dict[str, ChargePointSession] = {}
+        self.gate = plausibility.Gate(self.settings.clock_ahead_s, self.settings.clock_behind_s)
+        """The plausibility gate; `gate.counts` are the implausible inputs seen, by code (for metrics)."""
         self.id_tags: dict[str, dict[str, Any]] = {}
         self._failsafe_fn = failsafe
         self._failsafe_limits: dict[str, float] = {}
