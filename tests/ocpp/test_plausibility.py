@@ -215,7 +215,9 @@ async def test_energy_over_what_the_circuit_delivers_is_flagged(cs: CentralSyste
     start = await client2.call("StartTransaction", {"connectorId": 1, "idTag": "X", "meterStart": 0,
                                                     "timestamp": ts(-3600)})  # fmt: skip
     tx2 = start[2]["transactionId"]
-    assert (await client2.call("StopTransaction", {"transactionId": tx2, "meterStop": 17_000, "timestamp": ts()}))[0] == 3
+    assert (await client2.call("StopTransaction", {"transactionId": tx2, "meterStop": 17_000, "timestamp": ts()}))[
+        0
+    ] == 3
     assert await cs.store.flags("WP-10") == []
 
 
@@ -241,8 +243,8 @@ async def test_inf_reading_counts_the_port_at_its_circuit_limit_until_a_plausibl
         tx = await _start(client)
 
         async def current(value: str) -> None:
-            payload = {"connectorId": 1, "transactionId": tx,
-                       "meterValue": [{"timestamp": ts(), "sampledValue": [sampled(value, "Current.Import", "A")]}]}  # fmt: skip
+            element = {"timestamp": ts(), "sampledValue": [sampled(value, "Current.Import", "A")]}
+            payload = {"connectorId": 1, "transactionId": tx, "meterValue": [element]}
             assert (await client.call("MeterValues", payload))[0] == 3
 
         await current("20")

@@ -93,7 +93,7 @@ def test_no_setpoint_exceeds_the_limits_given_the_others_worst_case(plan: list[t
         load = TREE.node_load(worst).ravel()
         cap = limits.ravel()
         for q in np.flatnonzero((setpoints > 0) & ~bad & ~offline):  # the others count at their worst already
-            rows = ROWS[COLS == q]
+            rows = ROWS[np.equal(COLS, q)]
             others = load[rows] - worst[q]
             assert np.all(setpoints[q] + others <= cap[rows] + 1e-6), (
                 f"port {TREE.ports[q].key} at {setpoints[q]} A with the others' worst case {others} "

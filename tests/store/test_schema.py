@@ -53,7 +53,14 @@ async def test_migrated_schema_equals_the_metadata(engine: AsyncEngine) -> None:
         tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
     assert diff == []
     # the billing and API tables come from the migrations too (nothing is created at run time any more)
-    assert {"metering_readings", "billing_periods", "api_token", "api_audit", "ocpp_samples", "ocpp_data_flags"} <= tables
+    assert {
+        "metering_readings",
+        "billing_periods",
+        "api_token",
+        "api_audit",
+        "ocpp_samples",
+        "ocpp_data_flags",
+    } <= tables
     assert "ocpp_meter_values" not in tables
 
 

@@ -161,10 +161,10 @@ class ChargePointSession:
         tx_id = await self.cs.store.start_transaction(
             self.cp_id, connector_id, p["idTag"], info["status"], p["meterStart"], started, p.get("reservationId")
         )
-        flags = [f for f in (self.cs.gate.timestamp(started, utcnow(), "start time"),) if f is not None]
+        found = [self.cs.gate.timestamp(started, utcnow(), "start time")]
         if p["meterStart"] < 0:
-            flags.append(plausibility.Flag("negative", f"meterStart {p['meterStart']} Wh is negative", ENERGY))
-        await self._flag(flags, connector_id, tx_id, started)
+            found.append(plausibility.Flag("negative", f"meterStart {p['meterStart']} Wh is negative", ENERGY))
+        await self._flag([(f, started) for f in found if f is not None], connector_id, tx_id)
         if self.active_tx.get(connector_id) != tx_id:
             self.active_tx[connector_id] = tx_id
             self.active_tags[connector_id] = p["idTag"]
@@ -195,7 +195,7 @@ class ChargePointSession:
         else:
             connector_id = row["connector_id"]
             flags.extend(self._check_session(row, p["meterStop"], stop_time))
-        await self._flag(flags, connector_id, tx_id, stop_time)
+        await self._flag(flags, connector_id, tx_id)
         if self.active_tx.get(connector_id) == tx_id:
             del self.active_tx[connector_id]
             self.active_tags.pop(connector_id, None)
@@ -221,7 +221,7 @@ class ChargePointSession:
             await self._check_owner(tx_id)
         rows, flags = self._meter_rows(connector_id, tx_id, p["meterValue"])
         await self.cs.store.add_meter_values(rows)
-        await self._flag(flags, connector_id, tx_id, None)
+        await self._flag(flags, connector_id, tx_id)
         for sample in self._samples(connector_id, tx_id, rows):
             self.cs.bus.publish(sample)
         return {}
@@ -300,8 +300,8 @@ class ChargePointSession:
     def _samples(self, connector_id: int, tx_id: int | None, rows: list[dict[str, Any]]) -> list[MeterSample]:
         """What the load manager hears: values in base units, and `implausible` where the gate refused one.
 
-        A refused current or power makes the whole sample implausible (the port then counts at its conservative current), a refused
-        register only drops the energy.
+        A refused current or power makes the whole sample implausible (the port then counts at its
+        conservative current); a refused register only drops the energy.
         """
         by_time: dict[datetime, dict[str, Any]] = {}
         for row in rows:
@@ -367,25 +367,23 @@ class ChargePointSession:
             found.append(plausibility.Flag("timestamp", f"stops {-seconds:g} s before it started"))
         energy = meter_stop - start_wh
         if energy < 0:
-            found.append(plausibility.Flag("rollback", f"meterStop {meter_stop} Wh is below meterStart {start_wh} Wh", ENERGY))
-        elif energy > self.bounds.energy_wh(seconds):
-            detail = f"{energy} Wh in {seconds:g} s is more than the circuit can deliver ({self.bounds.energy_wh(seconds):.0f} Wh)"
+            found.append(
+                plausibility.Flag("rollback", f"meterStop {meter_stop} Wh is below meterStart {start_wh} Wh", ENERGY)
+            )
+        elif energy > (most := self.bounds.energy_wh(seconds)):
+            detail = f"{energy} Wh in {seconds:g} s is more than the circuit can deliver ({most:.0f} Wh)"
             found.append(plausibility.Flag("energy_rate", detail, ENERGY, str(meter_stop)))
         return [(f, stop_time) for f in found if f is not None]
 
     async def _flag(
-        self, flags: list[tuple[plausibility.Flag, datetime]] | list[plausibility.Flag], connector_id: int,
-        tx_id: int | None, at: datetime | None,
-    ) -> None:  # fmt: skip
+        self, flags: list[tuple[plausibility.Flag, datetime]], connector_id: int, tx_id: int | None
+    ) -> None:
         """Count, log (rate-limited) and store flags before the charger gets its answer."""
         if not flags:
             return
-        rows = []
-        for item in flags:
-            flag, when = item if isinstance(item, tuple) else (item, at)
+        for flag, _ in flags:
             self.cs.gate.note(self.cp_id, flag)
-            rows.append(flag.row(self.cp_id, connector_id, tx_id, when))
-        await self.cs.store.add_flags(rows)
+        await self.cs.store.add_flags([flag.row(self.cp_id, connector_id, tx_id, at) for flag, at in flags])
 
     # ------------------------------------------------------------------ smart charging
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0004_ocpp_data_flags"
 down_revision = "0003_compact_samples"
 branch_labels = None
