@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,12 @@ from ocpp.v16 import ChargePoint, call
 from websockets.asyncio.client import connect
 
 from evsite.control.loop import ControlLoop
-from evsite.ocpp.server import CentralSystem
+from evsite.metering.repository import bill_month
+from evsite.ocpp.plausibility import ENERGY
+from evsite.ocpp.server import CentralSystem, ServerSettings
 from evsite.runtime.events import Event, MeterSample
+from evsite.store.ocpp import OcppStore
+from tests.metering.helpers import site as metering_site
 
 from .conftest import RawClient, raw_client, url
 
@@ -275,3 +280,31 @@ async def test_disconnected_charger_counts_at_its_maximum_and_shows_unknown(cs: 
         row = next(r for r in loop.snapshot()["connectors"] if r["charge_point_id"] == "WP-12")
         assert (row["status"], row["drawn_a"], row["unresponsive"]) == ("Unknown", 0.0, True)
         assert c.demand(10**10).fixed[p] == c.port_max[p] == 48.0
+
+
+@pytest.mark.parametrize("register", ["NaN", "inf", "abc"])
+async def test_a_register_that_is_not_a_number_does_not_stop_billing(tmp_path: Path, register: str) -> None:
+    """One bad register used to make the month's billing run raise for the whole site (InvalidOperation on
+    NaN, ValueError on text). It is flagged at the gate, and billing bills the session from the others."""
+    store = await OcppStore.open(f"sqlite+aiosqlite:///{tmp_path / 'bill.db'}", synchronous="NORMAL")
+    server = CentralSystem(store, metering_site(demand_charge_per_kw="0"), settings=ServerSettings(port=0))
+    await server.start()
+    try:
+        await server.set_id_tag("TAG-U101")
+        client = await raw_client(server, "MF-P1-01")
+        start = {"connectorId": 1, "idTag": "TAG-U101", "meterStart": 1_000_000, "timestamp": "2026-10-14T22:30:00Z"}
+        tx = (await client.call("StartTransaction", start))[2]["transactionId"]
+        for at, wh in [("22:57", "1003240"), ("23:00", register), ("23:07", "1004440")]:
+            element = {"timestamp": f"2026-10-14T{at}:00Z", "sampledValue": [sampled(wh, ENERGY, "Wh")]}
+            values = {"connectorId": 1, "transactionId": tx, "meterValue": [element]}
+            assert (await client.call("MeterValues", values))[0] == 3
+        stop = {"transactionId": tx, "meterStop": 1_009_000, "timestamp": "2026-10-14T23:45:00Z"}
+        assert (await client.call("StopTransaction", stop))[0] == 3
+        result = await bill_month(store.engine, server.site, "2026-10")
+        (statement,) = result.run.statements
+        assert statement.energy_wh == 9_000  # meterStop − meterStart, nothing lost
+        codes = {f["code"] for f in await store.flags("MF-P1-01")}  # (and `timestamp`: October is weeks ago)
+        assert ("not_a_number" if register == "abc" else "non_finite") in codes
+    finally:
+        await server.stop()
+        await store.close()
