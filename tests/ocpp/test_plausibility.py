@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 
 from evsite.control.loop import ControlLoop
 from evsite.metering.repository import bill_month
+from evsite.ocpp import plausibility
 from evsite.ocpp.plausibility import ENERGY
 from evsite.ocpp.server import CentralSystem, ServerSettings
 from evsite.runtime.events import Event, MeterSample
@@ -259,6 +260,7 @@ async def test_inf_reading_counts_the_port_at_its_circuit_limit_until_a_plausibl
         demand = c.demand(10**10)
         # 0.8 × 60 A: the circuit's continuous limit, as the constraint tree defines it
         assert demand.fixed[p] == 48.0 and c.measured[p].max() == 0.0
+        assert p not in c.decide(c.tree.limits, 10**10)[1]  # it keeps its setpoint: no raise on a bad reading
         await current("12")
         await _until(lambda: not c.implausible[p])
         assert c.measured[p].max() == 12.0
@@ -308,3 +310,14 @@ async def test_a_register_that_is_not_a_number_does_not_stop_billing(tmp_path: P
     finally:
         await server.stop()
         await store.close()
+
+
+def test_flags_are_counted_each_but_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    gate = plausibility.Gate()
+    flag = plausibility.Flag("non_finite", "Current.Import 'inf' is not finite")
+    with caplog.at_level("WARNING", logger="evsite.ocpp.plausibility"):
+        for _ in range(500):
+            gate.note("WP-01", flag)
+        gate.note("WP-02", flag)
+    assert gate.counts["non_finite"] == 501
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["WP-01", "WP-02"]

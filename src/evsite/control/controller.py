@@ -10,6 +10,8 @@ Rules it enforces:
   sample taken after it shows the EV followed (until then the port may draw its old, higher value);
 - a charger that rejected a profile or is offline counts at its maximum (`fixed`), and the others
   are reduced to make room; it is retried after `retry_s`;
+- a port whose last reading failed the OCPP plausibility gate (`MeterSample.implausible`) counts at its
+  circuit's limit and keeps its setpoint until a plausible reading arrives (#14);
 - an EV that draws clearly less than offered (taper, on-board limit) is capped at its draw plus a
   margin, and a 3φ port whose car draws on one phase counts only on that line;
 - a port we paused stays paused for `min_pause_s` (contactor wear).
