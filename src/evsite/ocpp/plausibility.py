@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from evsite.control.tree import CONTINUOUS_FRACTION, evse_limit
 from evsite.ocpp.profiles import watts_per_amp
 from evsite.site.model import Evse, Site
 
@@ -87,9 +86,7 @@ class Bounds:
             current = OCPD_MARGIN * UNKNOWN_CHARGER_OCPD_A
             v_ll = UNKNOWN_CHARGER_V_LL
             return cls(current, current * math.sqrt(3) * v_ll * VOLTAGE_TOLERANCE, MAX_VOLTAGE_FACTOR * v_ll)
-        circuit = next((c for c in site.circuits if c.id == evse.circuit), None)
-        ocpd = circuit.ocpd_a if circuit is not None else evse_limit(evse) / CONTINUOUS_FRACTION
-        current = OCPD_MARGIN * ocpd
+        current = OCPD_MARGIN * site.circuit(evse.circuit).ocpd_a  # the loader checked the reference
         return cls(
             current_a=current,
             power_w=current * watts_per_amp(site, evse) * VOLTAGE_TOLERANCE,

@@ -46,6 +46,8 @@ from evsite.store.ocpp import OcppStore
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
+TX_OWNER_CACHE = 10_000
+"""Transaction owners kept in memory (oldest dropped first), so the ownership check rarely reads the store."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class CentralSystem:
         self.settings = settings or ServerSettings.from_site(site)
         self.evse_by_id: dict[str, Evse] = {e.id: e for e in site.evse} if site else {}
         self.sessions: dict[str, ChargePointSession] = {}
+        self._tx_owners: dict[int, str | None] = {}
         self.gate = plausibility.Gate(self.settings.clock_ahead_s, self.settings.clock_behind_s)
         """The plausibility gate; `gate.counts` are the implausible inputs seen, by code (for metrics)."""
         self.id_tags: dict[str, dict[str, Any]] = {}
@@ -315,6 +318,22 @@ class CentralSystem:
                 if tag == id_tag and (session.cp_id, connector) != (cp_id, connector_id):
                     return True
         return False
+
+    async def transaction_owner(self, tx_id: int) -> str | None:
+        """The charger that started a transaction, None if there is no such transaction.
+
+        Cached, unknown ids included: transaction ids are assigned here (`note_transaction` fills in a new
+        one), so an id that does not exist now can only come to exist through this process.
+        """
+        if tx_id not in self._tx_owners:
+            if len(self._tx_owners) >= TX_OWNER_CACHE:
+                self._tx_owners.pop(next(iter(self._tx_owners)))
+            self._tx_owners[tx_id] = await self.store.transaction_owner(tx_id)
+        return self._tx_owners[tx_id]
+
+    def note_transaction(self, tx_id: int, cp_id: str) -> None:
+        """A transaction started (or was confirmed) for `cp_id`."""
+        self._tx_owners[tx_id] = cp_id
 
     # ------------------------------------------------------------------ fail-safe limits
 

@@ -161,6 +161,7 @@ class ChargePointSession:
         tx_id = await self.cs.store.start_transaction(
             self.cp_id, connector_id, p["idTag"], info["status"], p["meterStart"], started, p.get("reservationId")
         )
+        self.cs.note_transaction(tx_id, self.cp_id)
         found = [self.cs.gate.timestamp(started, utcnow(), "start time")]
         if p["meterStart"] < 0:
             found.append(plausibility.Flag("negative", f"meterStart {p['meterStart']} Wh is negative", ENERGY))
@@ -350,7 +351,7 @@ class ChargePointSession:
         must neither land on this charger's session nor on the other's."""
         if tx_id in self.active_tx.values():
             return
-        owner = await self.cs.store.transaction_owner(tx_id)
+        owner = await self.cs.transaction_owner(tx_id)
         if owner is not None and owner != self.cp_id:
             self.cs.gate.note(self.cp_id, plausibility.Flag("foreign_transaction", f"transaction {tx_id} refused"))
             raise OcppError("PropertyConstraintViolation", f"transactionId {tx_id} was not started by {self.cp_id}")
