@@ -294,17 +294,22 @@ class OcppStore:
         self.samples.remember(ids)
         return stopped
 
-    async def add_meter_values(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Store sampled values (rows as `meter_values` returns them); returns once committed."""
+    async def add_meter_values(self, rows: Sequence[dict[str, Any]], flags: Sequence[dict[str, Any]] = ()) -> None:
+        """Store sampled values (rows as `meter_values` returns them) and their plausibility flags in one
+        transaction; returns once committed."""
         elements = sv.encode(rows)
+        flag_rows = [{**r, "received_at": utcnow()} for r in flags]
         if not elements:
+            await self.writer.insert_ignore(FLAGS, flag_rows)
             return
         if self.samples.known(elements):  # the usual case: shares one executemany with the batch
             samples, texts = self.samples.rows(elements)
-            await self.writer.insert_ignore_many({sv.SAMPLES: samples, sv.TEXTS: texts})
+            await self.writer.insert_ignore_many({sv.SAMPLES: samples, sv.TEXTS: texts, FLAGS: flag_rows})
             return
 
         async def op(conn: AsyncConnection) -> sv.Ids:
+            if flag_rows:
+                await conn.execute(FLAGS.insert(), flag_rows)
             return await conn.run_sync(lambda sync: self.samples.write_elements(sync, elements))
 
         self.samples.remember(await self.writer.run(op))

@@ -221,8 +221,7 @@ class ChargePointSession:
         if tx_id is not None:
             await self._check_owner(tx_id)
         rows, flags = self._meter_rows(connector_id, tx_id, p["meterValue"])
-        await self.cs.store.add_meter_values(rows)
-        await self._flag(flags, connector_id, tx_id)
+        await self.cs.store.add_meter_values(rows, self._flag_rows(flags, connector_id, tx_id))
         for sample in self._samples(connector_id, tx_id, rows):
             self.cs.bus.publish(sample)
         return {}
@@ -376,15 +375,20 @@ class ChargePointSession:
             found.append(plausibility.Flag("energy_rate", detail, ENERGY, str(meter_stop)))
         return [(f, stop_time) for f in found if f is not None]
 
+    def _flag_rows(
+        self, flags: list[tuple[plausibility.Flag, datetime]], connector_id: int, tx_id: int | None
+    ) -> list[dict[str, Any]]:
+        """Count and log (rate-limited) flags; their rows for the store."""
+        for flag, _ in flags:
+            self.cs.gate.note(self.cp_id, flag)
+        return [flag.row(self.cp_id, connector_id, tx_id, at) for flag, at in flags]
+
     async def _flag(
         self, flags: list[tuple[plausibility.Flag, datetime]], connector_id: int, tx_id: int | None
     ) -> None:
-        """Count, log (rate-limited) and store flags before the charger gets its answer."""
-        if not flags:
-            return
-        for flag, _ in flags:
-            self.cs.gate.note(self.cp_id, flag)
-        await self.cs.store.add_flags([flag.row(self.cp_id, connector_id, tx_id, at) for flag, at in flags])
+        """Count, log and store flags, before the charger gets its answer."""
+        if flags:
+            await self.cs.store.add_flags(self._flag_rows(flags, connector_id, tx_id))
 
     # ------------------------------------------------------------------ smart charging
 
