@@ -19,13 +19,17 @@ from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.v16 import ChargePoint, call
 from websockets.asyncio.client import connect
 
+from evsite.api import SiteRuntime
+from evsite.api.live import LiveState
 from evsite.control.loop import ControlLoop
 from evsite.metering.repository import bill_month
 from evsite.ocpp import plausibility
 from evsite.ocpp.plausibility import ENERGY
 from evsite.ocpp.server import CentralSystem, ServerSettings
-from evsite.runtime.events import Event, MeterSample
+from evsite.runtime.events import ChargerConnected, ConnectorStatus, Event, MeterSample
+from evsite.site import Site
 from evsite.store.ocpp import OcppStore
+from tests.api.conftest import RecordingActions, sqlite_memory
 from tests.metering.helpers import site as metering_site
 
 from .conftest import RawClient, raw_client, url
@@ -321,3 +325,17 @@ def test_flags_are_counted_each_but_logged_once_a_minute(caplog: pytest.LogCaptu
         gate.note("WP-02", flag)
     assert gate.counts["non_finite"] == 501
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["WP-01", "WP-02"]
+
+
+async def test_dashboard_state_of_a_disconnected_charger_is_unknown(workplace: Site) -> None:
+    """The API's live view: a charger that reported −500 A while Charging and then went away shows
+    neither its old status nor its old reading."""
+    _, db = sqlite_memory()
+    live = LiveState(SiteRuntime(site=workplace, db=db, actions=RecordingActions()))
+    live.apply(ChargerConnected("WP-15", True))
+    live.apply(ConnectorStatus("WP-15", 1, "Charging"))
+    live.apply(MeterSample("WP-15", 1, datetime.now(UTC), current_a={"L1": 30.0}, power_w=6000.0))
+    assert (live.connectors[("WP-15", 1)].status, live.connectors[("WP-15", 1)].drawn_a) == ("Charging", 30.0)
+    live.apply(ChargerConnected("WP-15", False))
+    connector = live.connectors[("WP-15", 1)]
+    assert (connector.status, connector.current_a, connector.power_w) == ("Unknown", {}, None)
