@@ -120,16 +120,16 @@ async def test_boot_asks_for_the_samples_the_site_needs_and_only_what_is_missing
 async def test_rejected_tx_profile_falls_back_to_tx_default(cs: CentralSystem) -> None:
     client = await raw_client(cs, "WP-08")
     await cs.set_id_tag("CARD")
-    start = {"connectorId": 2, "idTag": "CARD", "meterStart": 0, "timestamp": "2026-03-01T08:00:00Z"}
+    start = {"connectorId": 1, "idTag": "CARD", "meterStart": 0, "timestamp": "2026-03-01T08:00:00Z"}
     tx = (await client.call("StartTransaction", start))[2]["transactionId"]
     async with cs.bus.subscribe() as events:
-        task = asyncio.create_task(cs.set_connector_limit("WP-08", 2, 20))
+        task = asyncio.create_task(cs.set_connector_limit("WP-08", 1, 20))
         answers = {"SetChargingProfile": [{"status": "Rejected"}, {"status": "Accepted"}]}
         calls = await _answer_until(client, answers, 3)
         assert await task
         result = await asyncio.wait_for(events.get(), 2)
     assert calls[0][2] == "SetChargingProfile" and calls[0][3]["csChargingProfiles"]["transactionId"] == tx
-    assert calls[1][2] == "ClearChargingProfile" and calls[1][3]["id"] == profiles.TX_PROFILE_BASE + 2
+    assert calls[1][2] == "ClearChargingProfile" and calls[1][3]["id"] == profiles.TX_PROFILE_BASE + 1
     assert calls[2][3]["csChargingProfiles"]["chargingProfilePurpose"] == "TxDefaultProfile"
     assert isinstance(result, SetpointResult) and result.accepted and "TxProfile: Rejected" in result.detail
     recorded = [(p["purpose"], p["status"]) for p in await cs.store.profiles("WP-08")]

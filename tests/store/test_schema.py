@@ -53,7 +53,14 @@ async def test_migrated_schema_equals_the_metadata(engine: AsyncEngine) -> None:
         tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
     assert diff == []
     # the billing and API tables come from the migrations too (nothing is created at run time any more)
-    assert {"metering_readings", "billing_periods", "api_token", "api_audit", "ocpp_samples"} <= tables
+    assert {
+        "metering_readings",
+        "billing_periods",
+        "api_token",
+        "api_audit",
+        "ocpp_samples",
+        "ocpp_data_flags",
+    } <= tables
     assert "ocpp_meter_values" not in tables
 
 
@@ -62,7 +69,7 @@ async def test_migrating_again_is_a_no_op(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "0003_compact_samples"
+    assert version == "0004_ocpp_data_flags"
 
 
 OLD_ROWS = [

@@ -161,6 +161,10 @@ class LiveState:
                     self._clear(key)
                 else:
                     self._raise(key, "charger-offline", "warning", f"Charger {event.charge_point_id} is offline")
+                    # #14: what it last reported no longer describes it: unknown until it reports again.
+                    for (cp, _), live in self.connectors.items():
+                        if cp == event.charge_point_id:
+                            live.status, live.current_a, live.power_w = "Unknown", {}, None
             case ConnectorStatus():
                 live = self._connector(event.charge_point_id, event.connector_id)
                 live.status, live.error_code, live.status_at = event.status, event.error_code, event.at

@@ -10,6 +10,8 @@ Rules it enforces:
   sample taken after it shows the EV followed (until then the port may draw its old, higher value);
 - a charger that rejected a profile or is offline counts at its maximum (`fixed`), and the others
   are reduced to make room; it is retried after `retry_s`;
+- a port whose last reading failed the OCPP plausibility gate (`MeterSample.implausible`) counts at its
+  circuit's limit and keeps its setpoint until a plausible reading arrives (#14);
 - an EV that draws clearly less than offered (taper, on-board limit) is capped at its draw plus a
   margin, and a 3φ port whose car draws on one phase counts only on that line;
 - a port we paused stays paused for `min_pause_s` (contactor wear).
@@ -112,6 +114,16 @@ class Controller:
         self.inflight = np.zeros(n, dtype=bool)
         self.ev_cap = np.full(n, np.inf)  # learned cap of an EV that takes less than offered
         self._line_mask = self.tree.line_mask()
+        # #14: a port whose last reading was implausible counts at its circuit's limit (the tree's
+        # continuous limit of its circuit node, never below the port's own maximum) until a plausible one.
+        self.implausible = np.zeros(n, dtype=bool)
+        self.circuit_a = np.array([self._circuit_limit(p) for p in range(n)])
+
+    def _circuit_limit(self, p: int) -> float:
+        port = self.tree.ports[p]
+        circuits = [n for n in self.tree.ancestors[p] if self.tree.kinds[n] == "circuit"]
+        limits = [float(self.tree.limits[n, list(port.lines)].max()) for n in circuits]
+        return max([port.max_a, *(v for v in limits if math.isfinite(v))])
 
     def _volts(self) -> np.ndarray:
         system = self.site.service.system
@@ -157,8 +169,14 @@ class Controller:
             if p is None:
                 return False
             self.offline[self._by_cp[event.source]] = False
+            if event.implausible:  # #14: unknown draw; measured 0 keeps meter − EV building estimates conservative
+                self.implausible[p] = True
+                self.measured[p] = 0.0
+                self.measured_at[p] = -math.inf
+                return True
+            was_implausible, self.implausible[p] = bool(self.implausible[p]), False
             self._sample(p, event, event.at.timestamp())
-            return False
+            return was_implausible
         if isinstance(event, TransactionEvent):
             p = self.port(event.charge_point_id, event.connector_id)
             if p is None:
@@ -175,6 +193,11 @@ class Controller:
         if isinstance(event, ChargerConnected):
             ports = self._by_cp.get(event.charge_point_id, [])
             self.offline[ports] = not event.connected
+            if not event.connected:  # #14: its last status and sample no longer describe it
+                for p in ports:
+                    self.status[p] = "Unknown"
+                self.measured[ports] = 0.0
+                self.measured_at[ports] = -math.inf
             return True
         if isinstance(event, SetpointResult) and not event.accepted:
             p = self.port(event.charge_point_id, event.connector_id)
@@ -308,8 +331,8 @@ class Controller:
         over = np.maximum(drawn - np.maximum(self.ceiling, self.sent), 0.0)
         d.excess = np.where(fresh & self.present & (over > 0.5), over + s.follow_margin_a, 0.0)
         # Offline: we cannot know what it does. Rejected: it follows whatever it had, at worst its maximum.
-        worst = self.offline | (self.unresponsive & self.present)
-        d.fixed = np.where(worst, self.port_max, np.nan)
+        worst = self.offline | self.implausible | (self.unresponsive & self.present)
+        d.fixed = np.where(worst, np.where(self.implausible, self.circuit_a, self.port_max), np.nan)
         d.previous = self.sent.copy()
         d.rank = self.session_wh.copy()
         return d
@@ -331,7 +354,8 @@ class Controller:
             | ((self.sent == 0) & (setpoints > 0))
             | ((delta >= 0.05) & held)
         )
-        changed = worth & ~self.unresponsive & ~self.offline
+        # #14: a port with an implausible reading keeps its last setpoint (it counts at its circuit's limit).
+        changed = worth & ~self.unresponsive & ~self.offline & ~self.implausible
         return setpoints, np.flatnonzero((changed | retry) & ~self.inflight)
 
     def snapshot(self, limits: np.ndarray) -> dict[str, Any]:

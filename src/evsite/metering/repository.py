@@ -193,7 +193,15 @@ def _register_samples(
             if f.format == "SignedData":
                 signed[key].append(value)
             else:
-                readings[key].append(Reading(at, register_wh(value, f.unit)))
+                # #14: a register that is not a finite number (NaN, inf, "abc") failed the OCPP plausibility
+                # gate and is flagged in ocpp_data_flags; billing skips it instead of failing the whole run.
+                # Energy comes from register deltas, so the readings around it still bill every Wh.
+                try:
+                    wh = register_wh(value, f.unit)
+                except ValueError:
+                    continue
+                if wh.is_finite():
+                    readings[key].append(Reading(at, wh))
     return readings, signed, connector
 
 

@@ -32,7 +32,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from evsite.ocpp import validate
+from evsite.ocpp import plausibility, validate
 from evsite.ocpp.auth import parse_basic_auth, verify_password
 from evsite.ocpp.certs import peer_common_name
 from evsite.ocpp.connection import RpcConnection
@@ -46,6 +46,8 @@ from evsite.store.ocpp import OcppStore
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
+TX_OWNER_CACHE = 10_000
+"""Transaction owners kept in memory (oldest dropped first), so the ownership check rarely reads the store."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,12 @@ class ServerSettings:
     compression: bool = False
     open_authorization: bool = False
     """Free vend: id tags we do not know are Accepted (known Blocked/Expired tags are still refused)."""
+    clock_ahead_s: float = 900.0
+    """A charger timestamp more than this ahead of our clock is flagged (drift beyond what NTP-less
+    chargers show between BootNotifications, which set their clock)."""
+    clock_behind_s: float = 7 * 86_400.0
+    """A charger timestamp more than this behind our clock is flagged: chargers queue transaction
+    messages while offline, so a few days back is normal; a week is a broken clock or a forged time."""
 
     @classmethod
     def from_site(cls, site: Site | None, **overrides: Any) -> ServerSettings:
@@ -115,6 +123,9 @@ class CentralSystem:
         self.settings = settings or ServerSettings.from_site(site)
         self.evse_by_id: dict[str, Evse] = {e.id: e for e in site.evse} if site else {}
         self.sessions: dict[str, ChargePointSession] = {}
+        self._tx_owners: dict[int, str | None] = {}
+        self.gate = plausibility.Gate(self.settings.clock_ahead_s, self.settings.clock_behind_s)
+        """The plausibility gate; `gate.counts` are the implausible inputs seen, by code (for metrics)."""
         self.id_tags: dict[str, dict[str, Any]] = {}
         self._failsafe_fn = failsafe
         self._failsafe_limits: dict[str, float] = {}
@@ -307,6 +318,22 @@ class CentralSystem:
                 if tag == id_tag and (session.cp_id, connector) != (cp_id, connector_id):
                     return True
         return False
+
+    async def transaction_owner(self, tx_id: int) -> str | None:
+        """The charger that started a transaction, None if there is no such transaction.
+
+        Cached, unknown ids included: transaction ids are assigned here (`note_transaction` fills in a new
+        one), so an id that does not exist now can only come to exist through this process.
+        """
+        if tx_id not in self._tx_owners:
+            if len(self._tx_owners) >= TX_OWNER_CACHE:
+                self._tx_owners.pop(next(iter(self._tx_owners)))
+            self._tx_owners[tx_id] = await self.store.transaction_owner(tx_id)
+        return self._tx_owners[tx_id]
+
+    def note_transaction(self, tx_id: int, cp_id: str) -> None:
+        """A transaction started (or was confirmed) for `cp_id`."""
+        self._tx_owners[tx_id] = cp_id
 
     # ------------------------------------------------------------------ fail-safe limits
 

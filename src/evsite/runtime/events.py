@@ -73,6 +73,9 @@ class MeterSample:
     voltage_v: PhaseCurrents = field(default_factory=dict)
     transaction_id: int | None = None
     offered_a: float | None = None
+    implausible: bool = False
+    """A current or power in this reading failed the plausibility gate (`evsite.ocpp.plausibility`): the
+    port's draw is unknown until a plausible reading arrives, and counts at its circuit's limit."""
 
 
 @dataclass(frozen=True)

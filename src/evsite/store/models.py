@@ -289,3 +289,25 @@ class FirmwareEvent(Base):
     status: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(String(512))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DataFlag(Base):
+    """Something a charger sent that failed the plausibility gate (`evsite.ocpp.plausibility`).
+
+    The message itself is stored as received wherever it belongs; this row says what was wrong with it,
+    so billing can hold the session and an operator can see which meter or clock to look at.
+    """
+
+    __tablename__ = "ocpp_data_flags"
+    __table_args__ = (Index("ix_ocpp_data_flags_tx", "transaction_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(48))
+    connector_id: Mapped[int | None] = mapped_column(Integer)
+    transaction_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the charger's timestamp of the flagged data
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    code: Mapped[str] = mapped_column(String(32))
+    measurand: Mapped[str | None] = mapped_column(String(48))
+    value: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(255))

@@ -32,6 +32,7 @@ TRANSACTIONS = table_of(m.Transaction)
 PROFILES = table_of(m.ChargingProfileRecord)
 RESERVATIONS = table_of(m.Reservation)
 FIRMWARE = table_of(m.FirmwareEvent)
+FLAGS = table_of(m.DataFlag)
 
 
 async def _upsert(conn: AsyncConnection, table: Table, row: dict[str, Any], keys: Sequence[str]) -> None:
@@ -293,17 +294,22 @@ class OcppStore:
         self.samples.remember(ids)
         return stopped
 
-    async def add_meter_values(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Store sampled values (rows as `meter_values` returns them); returns once committed."""
+    async def add_meter_values(self, rows: Sequence[dict[str, Any]], flags: Sequence[dict[str, Any]] = ()) -> None:
+        """Store sampled values (rows as `meter_values` returns them) and their plausibility flags in one
+        transaction; returns once committed."""
         elements = sv.encode(rows)
+        flag_rows = [{**r, "received_at": utcnow()} for r in flags]
         if not elements:
+            await self.writer.insert_ignore(FLAGS, flag_rows)
             return
         if self.samples.known(elements):  # the usual case: shares one executemany with the batch
             samples, texts = self.samples.rows(elements)
-            await self.writer.insert_ignore_many({sv.SAMPLES: samples, sv.TEXTS: texts})
+            await self.writer.insert_ignore_many({sv.SAMPLES: samples, sv.TEXTS: texts, FLAGS: flag_rows})
             return
 
         async def op(conn: AsyncConnection) -> sv.Ids:
+            if flag_rows:
+                await conn.execute(FLAGS.insert(), flag_rows)
             return await conn.run_sync(lambda sync: self.samples.write_elements(sync, elements))
 
         self.samples.remember(await self.writer.run(op))
@@ -327,9 +333,33 @@ class OcppStore:
         return {r.connector_id: r.id_tag for r in rows}
 
     async def transactions(self, cp_id: str | None = None) -> list[dict[str, Any]]:
+        """Transactions with `flags`: the codes of the plausibility flags raised on them (sorted, unique)."""
         stmt = select(TRANSACTIONS).order_by(TRANSACTIONS.c.id)
+        flag_stmt = select(FLAGS.c.transaction_id, FLAGS.c.code).where(FLAGS.c.transaction_id.is_not(None))
         if cp_id is not None:
             stmt = stmt.where(TRANSACTIONS.c.charger_id == cp_id)
+            flag_stmt = flag_stmt.where(FLAGS.c.charger_id == cp_id)
+        codes: dict[int, set[str]] = {}
+        for r in await self._read(flag_stmt.distinct()):
+            codes.setdefault(r.transaction_id, set()).add(r.code)
+        return [dict(r._mapping, flags=sorted(codes.get(r.id, ()))) for r in await self._read(stmt)]
+
+    async def transaction_owner(self, transaction_id: int) -> str | None:
+        """The charger that started a transaction (None if no such transaction)."""
+        rows = await self._read(select(TRANSACTIONS.c.charger_id).where(TRANSACTIONS.c.id == transaction_id))
+        return str(rows[0].charger_id) if rows else None
+
+    async def add_flags(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store plausibility flags (rows as `plausibility.Flag.row` builds them); returns once committed."""
+        at = utcnow()
+        await self.writer.insert_ignore(FLAGS, [{**r, "received_at": at} for r in rows])
+
+    async def flags(self, cp_id: str | None = None, transaction_id: int | None = None) -> list[dict[str, Any]]:
+        stmt = select(FLAGS).order_by(FLAGS.c.id)
+        if cp_id is not None:
+            stmt = stmt.where(FLAGS.c.charger_id == cp_id)
+        if transaction_id is not None:
+            stmt = stmt.where(FLAGS.c.transaction_id == transaction_id)
         return [dict(r._mapping) for r in await self._read(stmt)]
 
     async def meter_values(self, cp_id: str | None = None) -> list[dict[str, Any]]:

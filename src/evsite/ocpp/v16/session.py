@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from evsite.ocpp import profiles
+from evsite.ocpp import plausibility, profiles
 from evsite.ocpp.connection import RpcConnection
 from evsite.ocpp.errors import CallErrorReceived, CallTimeout, NotConnected, OcppError
 from evsite.runtime.events import ConnectorStatus, MeterSample, SetpointResult, TransactionEvent, utcnow
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 ENERGY = "Energy.Active.Import.Register"
 SAMPLED_MEASURANDS = (ENERGY, "Current.Import", "Power.Active.Import", "Current.Offered")
 """What evsite asks chargers to sample: billing needs the register, the load manager current per phase."""
+MAX_UNKNOWN_CONNECTORS = 8
+"""Connectors a charger outside the site model may use (the site format allows connector ids 1–8 too)."""
 
 
 def iso(at: datetime) -> str:
@@ -59,6 +61,7 @@ class ChargePointSession:
         self.cs = cs
         self.cp_id = cp_id
         self.evse = cs.evse_by_id.get(cp_id)
+        self.bounds = plausibility.Bounds.for_evse(cs.site, self.evse)
         self.registration = "Pending"
         self.caps = profiles.SmartChargingCaps()
         self.active_tx: dict[int, int] = {}
@@ -152,16 +155,17 @@ class ChargePointSession:
 
     async def on_start_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
         connector_id = p["connectorId"]
+        self._check_connector(connector_id, zero=False)
         info = self.cs.id_tag_info(p["idTag"], self.cp_id, connector_id)
+        started = parse_time(p["timestamp"])
         tx_id = await self.cs.store.start_transaction(
-            self.cp_id,
-            connector_id,
-            p["idTag"],
-            info["status"],
-            p["meterStart"],
-            parse_time(p["timestamp"]),
-            p.get("reservationId"),
+            self.cp_id, connector_id, p["idTag"], info["status"], p["meterStart"], started, p.get("reservationId")
         )
+        self.cs.note_transaction(tx_id, self.cp_id)
+        found = [self.cs.gate.timestamp(started, utcnow(), "start time")]
+        if p["meterStart"] < 0:
+            found.append(plausibility.Flag("negative", f"meterStart {p['meterStart']} Wh is negative", ENERGY))
+        await self._flag([(f, started) for f in found if f is not None], connector_id, tx_id)
         if self.active_tx.get(connector_id) != tx_id:
             self.active_tx[connector_id] = tx_id
             self.active_tags[connector_id] = p["idTag"]
@@ -180,8 +184,9 @@ class ChargePointSession:
 
     async def on_stop_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
         tx_id = p["transactionId"]
+        await self._check_owner(tx_id)
         connector_id = next((c for c, t in self.active_tx.items() if t == tx_id), 0)
-        rows = self._meter_rows(connector_id, tx_id, p.get("transactionData", []))
+        rows, flags = self._meter_rows(connector_id, tx_id, p.get("transactionData", []))
         stop_time = parse_time(p["timestamp"])
         row = await self.cs.store.stop_transaction(
             self.cp_id, tx_id, p["meterStop"], stop_time, p.get("reason"), p.get("idTag"), rows
@@ -190,6 +195,8 @@ class ChargePointSession:
             log.warning("%s: StopTransaction for unknown transaction %s (stored its meter values)", self.cp_id, tx_id)
         else:
             connector_id = row["connector_id"]
+            flags.extend(self._check_session(row, p["meterStop"], stop_time))
+        await self._flag(flags, connector_id, tx_id)
         if self.active_tx.get(connector_id) == tx_id:
             del self.active_tx[connector_id]
             self.active_tags.pop(connector_id, None)
@@ -209,14 +216,18 @@ class ChargePointSession:
 
     async def on_meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
         connector_id = p["connectorId"]
+        self._check_connector(connector_id, zero=True)
         tx_id = p.get("transactionId")
-        rows = self._meter_rows(connector_id, tx_id, p["meterValue"])
-        await self.cs.store.add_meter_values(rows)
+        if tx_id is not None:
+            await self._check_owner(tx_id)
+        rows, flags = self._meter_rows(connector_id, tx_id, p["meterValue"])
+        await self.cs.store.add_meter_values(rows, self._flag_rows(flags, connector_id, tx_id))
         for sample in self._samples(connector_id, tx_id, rows):
             self.cs.bus.publish(sample)
         return {}
 
     async def on_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._check_connector(p["connectorId"], zero=True)
         at = utcnow()
         stamp = parse_time(p["timestamp"]) if "timestamp" in p else None
         await self.cs.store.record_status(self.cp_id, p, stamp, at)
@@ -241,20 +252,32 @@ class ChargePointSession:
 
     def _meter_rows(
         self, connector_id: int, tx_id: int | None, meter_values: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], list[tuple[plausibility.Flag, datetime]]]:
+        """Rows to store (every value as received) and the flags of the implausible ones.
+
+        `value_num` is the value in its base unit when it passed the gate, None otherwise; a row the
+        gate refused carries `implausible`, so the load manager hears of it (see `_samples`).
+        """
         rows = []
+        flags: list[tuple[plausibility.Flag, datetime]] = []
+        gate, now = self.cs.gate, utcnow()
         for entry in meter_values:
             stamp = parse_time(entry["timestamp"])
+            if (late := gate.timestamp(stamp, now, "meter value time")) is not None:
+                flags.append((late, stamp))
             for sv in entry["sampledValue"]:
                 value = sv["value"]
                 fmt = sv.get("format", "Raw")
-                number = None
-                if fmt == "Raw":
-                    try:
-                        number = float(value)
-                    except ValueError:
-                        number = None
                 measurand = sv.get("measurand", ENERGY)
+                location = sv.get("location", "Outlet")
+                phase = sv.get("phase", "")
+                unit = sv.get("unit", plausibility.DEFAULT_UNIT.get(measurand.split(".")[0], ""))
+                number, flag = plausibility.check_value(measurand, unit, fmt, value, self.bounds)
+                if flag is None and number is not None and measurand == ENERGY and location == "Outlet" and not phase:
+                    flag = gate.register((self.cp_id, connector_id), number, stamp, self.bounds)
+                if flag is not None:
+                    flags.append((flag, stamp))
+                    number = None
                 rows.append(
                     {
                         "charger_id": self.cp_id,
@@ -262,31 +285,38 @@ class ChargePointSession:
                         "transaction_id": tx_id,
                         "timestamp": stamp,
                         "measurand": measurand,
-                        "phase": sv.get("phase", ""),
-                        "location": sv.get("location", "Outlet"),
+                        "phase": phase,
+                        "location": location,
                         "context": sv.get("context", "Sample.Periodic"),
                         "unit": sv.get("unit", "Wh" if measurand.startswith("Energy") else ""),
                         "format": fmt,
                         "value": value,
                         "value_num": number,
+                        "implausible": flag is not None,
                     }
                 )
-        return rows
+        return rows, flags
 
     def _samples(self, connector_id: int, tx_id: int | None, rows: list[dict[str, Any]]) -> list[MeterSample]:
+        """What the load manager hears: values in base units, and `implausible` where the gate refused one.
+
+        A refused current or power makes the whole sample implausible (the port then counts at its
+        conservative current); a refused register only drops the energy.
+        """
         by_time: dict[datetime, dict[str, Any]] = {}
         for row in rows:
+            measurand = row["measurand"]
+            acc = by_time.setdefault(row["timestamp"], {"current_a": {}, "voltage_v": {}})
             number = row["value_num"]
             if number is None:
+                if row["implausible"] and measurand in ("Current.Import", "Power.Active.Import"):
+                    acc["implausible"] = True
                 continue
-            acc = by_time.setdefault(row["timestamp"], {"current_a": {}, "voltage_v": {}})
-            measurand, unit = row["measurand"], row["unit"]
-            scale = 1000.0 if unit in ("kWh", "kW") else 1.0
             line = (row["phase"] or "L1")[:2]
             if measurand == ENERGY:
-                acc["energy_wh"] = number * scale
+                acc["energy_wh"] = number
             elif measurand == "Power.Active.Import":
-                acc["power_w"] = number * scale
+                acc["power_w"] = number
             elif measurand == "Current.Import":
                 acc["current_a"][line] = number
             elif measurand == "Current.Offered":
@@ -296,6 +326,69 @@ class ChargePointSession:
         return [
             MeterSample(self.cp_id, connector_id, at, transaction_id=tx_id, **values) for at, values in by_time.items()
         ]
+
+    # ------------------------------------------------------------------ checks against the site and the sender
+
+    def _check_connector(self, connector_id: int, *, zero: bool) -> None:
+        """Refuse a connector id this charger does not have.
+
+        OCPP 1.6 §3.5 numbers connectors from 1, 0 meaning the whole charge point (allowed in
+        MeterValues and StatusNotification, not in StartTransaction: §6.45 connectorId > 0). None of
+        these confirmations has a status to reject with, so the answer is OCPP-J 1.6 §4.2.3
+        PropertyConstraintViolation ("syntactically correct but at least one field contains an invalid
+        value"). A charger outside the site model may use up to MAX_UNKNOWN_CONNECTORS connectors.
+        """
+        if connector_id == 0 and zero:
+            return
+        known = {c.id for c in self.evse.connectors} if self.evse else range(1, MAX_UNKNOWN_CONNECTORS + 1)
+        if connector_id not in known:
+            self.cs.gate.note(self.cp_id, plausibility.Flag("connector", f"connector {connector_id} refused"))
+            raise OcppError("PropertyConstraintViolation", f"connectorId {connector_id} does not exist on {self.cp_id}")
+
+    async def _check_owner(self, tx_id: int) -> None:
+        """Refuse a transaction id that another charger started (OCPP-J 1.6 §4.2.3, as above): its values
+        must neither land on this charger's session nor on the other's."""
+        if tx_id in self.active_tx.values():
+            return
+        owner = await self.cs.transaction_owner(tx_id)
+        if owner is not None and owner != self.cp_id:
+            self.cs.gate.note(self.cp_id, plausibility.Flag("foreign_transaction", f"transaction {tx_id} refused"))
+            raise OcppError("PropertyConstraintViolation", f"transactionId {tx_id} was not started by {self.cp_id}")
+
+    def _check_session(
+        self, row: dict[str, Any], meter_stop: int, stop_time: datetime
+    ) -> list[tuple[plausibility.Flag, datetime]]:
+        """A finished session: times inside the clock window and in order, energy the circuit could deliver."""
+        gate, now = self.cs.gate, utcnow()
+        start, start_wh = row["start_time"], row["meter_start"]
+        found = [gate.timestamp(stop_time, now, "stop time")]
+        seconds = (stop_time - start).total_seconds()
+        if seconds < 0:
+            found.append(plausibility.Flag("timestamp", f"stops {-seconds:g} s before it started"))
+        energy = meter_stop - start_wh
+        if energy < 0:
+            found.append(
+                plausibility.Flag("rollback", f"meterStop {meter_stop} Wh is below meterStart {start_wh} Wh", ENERGY)
+            )
+        elif energy > (most := self.bounds.energy_wh(seconds)):
+            detail = f"{energy} Wh in {seconds:g} s is more than the circuit can deliver ({most:.0f} Wh)"
+            found.append(plausibility.Flag("energy_rate", detail, ENERGY, str(meter_stop)))
+        return [(f, stop_time) for f in found if f is not None]
+
+    def _flag_rows(
+        self, flags: list[tuple[plausibility.Flag, datetime]], connector_id: int, tx_id: int | None
+    ) -> list[dict[str, Any]]:
+        """Count and log (rate-limited) flags; their rows for the store."""
+        for flag, _ in flags:
+            self.cs.gate.note(self.cp_id, flag)
+        return [flag.row(self.cp_id, connector_id, tx_id, at) for flag, at in flags]
+
+    async def _flag(
+        self, flags: list[tuple[plausibility.Flag, datetime]], connector_id: int, tx_id: int | None
+    ) -> None:
+        """Count, log and store flags, before the charger gets its answer."""
+        if flags:
+            await self.cs.store.add_flags(self._flag_rows(flags, connector_id, tx_id))
 
     # ------------------------------------------------------------------ smart charging
 
