@@ -73,8 +73,8 @@ _STAMP_BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
 def meter_values_frame(unique_id: str, n: int, tx: int = 1) -> str:
-    """A MeterValues CALL with one sample of three measurands; `n` makes its timestamp unique."""
-    stamp = (_STAMP_BASE + timedelta(seconds=n)).isoformat().replace("+00:00", "Z")
+    """A MeterValues CALL with one sample of three measurands; `n` (in µs) makes its timestamp unique."""
+    stamp = (_STAMP_BASE + timedelta(microseconds=n)).isoformat().replace("+00:00", "Z")
     sampled = [
         {
             "value": str(1000 + n),
