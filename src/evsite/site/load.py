@@ -411,6 +411,10 @@ def _value_key(data: Any, path: tuple[Any, ...], message: str) -> tuple[Any, ...
         except (KeyError, IndexError, TypeError):
             return path
     if isinstance(node, dict):
+        text = message.removeprefix("Value error, ")
+        for key in node:
+            if isinstance(key, str) and text.startswith(f"{key} "):  # a unit or range message names its key first
+                return (*path, key)
         for key, value in node.items():
             if not isinstance(value, dict | list) and repr(value) in message:
                 return (*path, key)
