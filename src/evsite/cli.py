@@ -134,7 +134,7 @@ def _add_panel(site: Site, tree: Tree, panel_id: str) -> None:
 
 
 def _add_feeder(site: Site, tree: Tree, feeder_id: str) -> None:
-    feeder = next(f for f in site.feeders if f.id == feeder_id)
+    feeder = site.feeder(feeder_id)
     run = feeder.conductors
     node = tree.add(
         f"feeder {feeder.id}: {feeder.ocpd_a:g} A, {run.size} {run.material.value.capitalize()}"

@@ -19,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from evsite.site.units import fahrenheit_to_celsius, metres_to_feet, parse_length_ft, parse_temperature_c
 
@@ -772,27 +772,45 @@ class Site(Strict):
     control: Control = Field(default_factory=Control)
     created: datetime | None = None
 
-    # ---- lookups used by the checker and the controller
+    _index: _SiteIndex | None = PrivateAttr(default=None)
+
+    # ---- lookups used by the checker and the controller: dict lookups, built once per version of the lists
+    def _lookups(self) -> _SiteIndex:
+        """The index for the current lists, rebuilt only when a list was replaced or changed length.
+
+        Scanning the lists on every lookup made the tree walk quadratic: 300,000 circuits took minutes.
+        """
+        index = self._index
+        if index is None or not index.matches(self):
+            index = self._index = _SiteIndex(self)
+        return index
+
     def panel(self, panel_id: str) -> Panel:
-        return next(p for p in self.panels if p.id == panel_id)
+        """The panel with this id; KeyError when there is none."""
+        return self._lookups().panels[panel_id]
+
+    def feeder(self, feeder_id: str) -> Feeder:
+        """The feeder with this id; KeyError when there is none."""
+        return self._lookups().feeders[feeder_id]
 
     def circuit(self, circuit_id: str) -> Circuit:
-        return next(c for c in self.circuits if c.id == circuit_id)
+        """The circuit with this id; KeyError when there is none."""
+        return self._lookups().circuits[circuit_id]
 
     def evse_on(self, circuit_id: str) -> list[Evse]:
-        return [e for e in self.evse if e.circuit == circuit_id]
+        return list(self._lookups().evse_on.get(circuit_id, ()))
 
     def circuits_in(self, panel_id: str) -> list[Circuit]:
-        return [c for c in self.circuits if c.panel == panel_id]
+        return list(self._lookups().circuits_in.get(panel_id, ()))
 
     def feeders_from(self, source: str) -> list[Feeder]:
-        return [f for f in self.feeders if f.from_panel == source]
+        return list(self._lookups().feeders_from.get(source, ()))
 
     def panels_fed_by(self, feeder_or_service: str) -> list[Panel]:
-        return [p for p in self.panels if p.fed_by == feeder_or_service]
+        return list(self._lookups().panels_fed_by.get(feeder_or_service, ()))
 
     def ems_for(self, node_id: str) -> list[EnergyManagementSystem]:
-        return [e for e in self.ems if node_id in e.manages]
+        return list(self._lookups().ems_for.get(node_id, ()))
 
     def tag_unit(self, tag: str, on: date | None = None) -> str | None:
         """The unit holding `tag` on date `on` (latest assignment when `on` is None)."""
@@ -808,3 +826,42 @@ class Site(Strict):
                 if starts_ok and ends_ok:
                     return unit.id
         return None
+
+
+class _SiteIndex:
+    """Dicts over a site's element lists, with the lists they were built from to tell when they are stale.
+
+    Elements are looked up by id and grouped by the id they refer to, in file order; the first element
+    with an id wins, as a scan would find it (the loader refuses duplicate ids anyway).
+    """
+
+    def __init__(self, site: Site) -> None:
+        self.sources = (site.panels, site.feeders, site.circuits, site.evse, site.ems)
+        self.lengths = tuple(len(items) for items in self.sources)
+        self.panels: dict[str, Panel] = {}
+        self.feeders: dict[str, Feeder] = {}
+        self.circuits: dict[str, Circuit] = {}
+        self.evse_on: dict[str, list[Evse]] = {}
+        self.circuits_in: dict[str, list[Circuit]] = {}
+        self.feeders_from: dict[str, list[Feeder]] = {}
+        self.panels_fed_by: dict[str, list[Panel]] = {}
+        self.ems_for: dict[str, list[EnergyManagementSystem]] = {}
+        for panel in site.panels:
+            self.panels.setdefault(panel.id, panel)
+            self.panels_fed_by.setdefault(panel.fed_by, []).append(panel)
+        for feeder in site.feeders:
+            self.feeders.setdefault(feeder.id, feeder)
+            self.feeders_from.setdefault(feeder.from_panel, []).append(feeder)
+        for circuit in site.circuits:
+            self.circuits.setdefault(circuit.id, circuit)
+            self.circuits_in.setdefault(circuit.panel, []).append(circuit)
+        for evse in site.evse:
+            self.evse_on.setdefault(evse.circuit, []).append(evse)
+        for ems in site.ems:
+            for node in dict.fromkeys(ems.manages):  # an EMS listed once per node, as a scan would
+                self.ems_for.setdefault(node, []).append(ems)
+
+    def matches(self, site: Site) -> bool:
+        """True while the site still holds the same lists at the same lengths."""
+        current = (site.panels, site.feeders, site.circuits, site.evse, site.ems)
+        return all(a is b and len(b) == n for a, b, n in zip(self.sources, current, self.lengths, strict=True))
