@@ -92,11 +92,15 @@ DEFAULT_LIMITS = SiteLimits()
 # --------------------------------------------------------------------------- YAML with marks
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_SCALAR_TAGS = frozenset(
-    f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "str", "timestamp")
-)
+_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "str", "timestamp"))
 _COLLECTION_TAGS = frozenset(("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"))
 _NO_KEY = object()
+
+
+def _position(event: yaml.Event) -> tuple[int, int]:
+    """1-based (line, column) where an event starts."""
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
 
 class _Frame:
@@ -134,13 +138,14 @@ class _Marked:
         self._open_anchors: set[str] = set()
 
     def _fail(self, event: yaml.Event, message: str) -> SiteFileError:
-        mark = event.start_mark
-        return SiteFileError([Problem(mark.line + 1, mark.column + 1, message, self.file)])
+        return SiteFileError([Problem(*_position(event), message, self.file)])
 
     def _count(self, event: yaml.Event, nodes: int) -> None:
         self.nodes += nodes
         if self.nodes > self.limits.max_nodes:
-            raise self._fail(event, f"more than {self.limits.max_nodes:,} YAML nodes; the file is too large to be a site")
+            raise self._fail(
+                event, f"more than {self.limits.max_nodes:,} YAML nodes; the file is too large to be a site"
+            )
 
     def _scalar(self, event: yaml.ScalarEvent) -> Any:
         tag = event.tag
@@ -150,7 +155,7 @@ class _Marked:
             raise self._fail(event, "YAML merge keys (<<) are not supported; write the fields out")
         if tag not in _SCALAR_TAGS:
             raise self._fail(event, f"YAML tag {tag!r} is not allowed in a site file")
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        node = yaml.ScalarNode(tag, event.value, None, None, event.style)  # constructors read only tag and value
         try:
             return self._loader.yaml_constructors[tag](self._loader, node)
         except ValueError as exc:  # e.g. the date 2023-02-30, or an integer of 5,000 digits
@@ -206,7 +211,7 @@ class _Marked:
                 if len(parent.container) >= self.limits.max_items:
                     raise self._fail(event, f"a list of more than {self.limits.max_items:,} entries")
                 path = (*parent.path, len(parent.container))
-            self.marks[path] = (event.start_mark.line + 1, event.start_mark.column + 1)
+            self.marks[path] = _position(event)
             value: Any
             if isinstance(event, yaml.ScalarEvent):
                 self._count(event, 1)
@@ -245,7 +250,7 @@ class _Marked:
         self._count(event, 1)
         key = self._scalar(event)
         child = (*parent.path, key)
-        mark = (event.start_mark.line + 1, event.start_mark.column + 1)
+        mark = _position(event)
         assert isinstance(parent.container, dict)
         if key in parent.container:
             self.key_marks[(*child, "__dup__")] = mark

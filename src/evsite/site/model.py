@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import typing
 from datetime import date, datetime, time
-from functools import cache
-from types import UnionType
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
+from types import UnionType
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -836,7 +836,7 @@ class _SiteIndex:
     """
 
     def __init__(self, site: Site) -> None:
-        self.sources = (site.panels, site.feeders, site.circuits, site.evse, site.ems)
+        self.sources: tuple[list[Any], ...] = (site.panels, site.feeders, site.circuits, site.evse, site.ems)
         self.lengths = tuple(len(items) for items in self.sources)
         self.panels: dict[str, Panel] = {}
         self.feeders: dict[str, Feeder] = {}
@@ -863,5 +863,5 @@ class _SiteIndex:
 
     def matches(self, site: Site) -> bool:
         """True while the site still holds the same lists at the same lengths."""
-        current = (site.panels, site.feeders, site.circuits, site.evse, site.ems)
+        current: tuple[list[Any], ...] = (site.panels, site.feeders, site.circuits, site.evse, site.ems)
         return all(a is b and len(b) == n for a, b, n in zip(self.sources, current, self.lengths, strict=True))
