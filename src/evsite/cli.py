@@ -46,7 +46,8 @@ def print_problems(exc: SiteFileError, path: Path) -> None:
     for problem in exc.problems:
         err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
     count = len(exc.problems)
-    err_console.print(f"{count} problem{'s' if count != 1 else ''} in {path}", style="bold red")
+    summary = f"{count} problem{'s' if count != 1 else ''} in {path}"
+    err_console.print(summary, style="bold red", markup=False, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:

@@ -220,10 +220,11 @@ def _in_range(key: str, written: Any, value: float, unit: str, bounds: tuple[flo
     is exclusive: nothing on a site is zero feet long.
     """
     low, high = bounds
-    if not (low < value <= high if low == 0 else low <= value <= high):  # also false for NaN
+    slack = 1e-9 * max(abs(low), abs(high))  # "3 km" through pint lands a rounding error above 3000 m
+    if not (low < value <= high + slack if low == 0 else low - slack <= value <= high + slack):  # NaN: false
         span = f"more than 0 and at most {high:,.0f}" if low == 0 else f"between {low:g} and {high:g}"
         raise ValueError(f"{key} {written!r} is {value:.4g} {unit}; {what} must be {span} {unit}")
-    return value
+    return min(max(value, low), high)
 
 
 def _normalise_length(data: Any, key: str) -> Any:
