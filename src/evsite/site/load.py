@@ -52,7 +52,7 @@ class SiteFileError(Exception):
 class SiteLimits:
     """Bounds on what a site file may cost to read, so a hostile or runaway file fails fast and small.
 
-    A real site file is tens of kilobytes; a 1,000-charger garage is about 0.5 MB and 30,000 YAML
+    A real site file is tens of kilobytes; a 1,000-charger garage is about 0.3-0.5 MB and 30,000 YAML
     nodes. The defaults leave ample room above that and stop a "billion laughs" alias bomb or a
     47 MB generated file before it is built in memory. Raise them through the environment
     (`EVSITE_SITE_MAX_BYTES`, `EVSITE_SITE_MAX_NODES`, `EVSITE_SITE_MAX_ITEMS`) or by passing limits.
