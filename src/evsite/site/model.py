@@ -440,7 +440,7 @@ class EvseComms(Strict):
     cable: str | None = Field(default=None, description="e.g. Cat6, Cat6 outdoor-rated, RS-485 shielded pair.")
     routing: Literal["separate-raceway", "shared-raceway", "none"] = "separate-raceway"
     cable_listed_for_power_raceway: bool = False
-    length_ft: float | None = Field(default=None, ge=0, le=MAX_RUN_FT)
+    length_ft: float | None = Field(default=None, gt=0, le=MAX_RUN_FT)
 
     @model_validator(mode="before")
     @classmethod
