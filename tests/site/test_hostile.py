@@ -304,3 +304,18 @@ def test_every_panel_below_a_feeder_loop_is_reported() -> None:
         load_site_text(text)
     looped = sorted(p.message.split("'")[1] for p in info.value.problems if "fed in a loop" in p.message)
     assert looped == ["A", "B", "C"]  # D is fed by the service and E by D: not in a loop
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("rating_a: 400", "rating_a: " + "x" * 100_000),
+        ("length: 50 ft", "length: " + "9" * 100_000 + " ft"),
+        ("    panel: P1", "    panel: " + "P" * 100_000),
+        ("    ocpd_a: 60", "    ocpd_a: 60\n    " + "k" * 100_000 + ": 1"),
+    ],
+)
+def test_a_huge_value_is_quoted_briefly(old: str, new: str) -> None:
+    with pytest.raises(SiteFileError) as info:
+        load_site_text(GOOD.replace(old, new), "site.yaml")
+    assert all(len(p.message) < 300 for p in info.value.problems), [len(p.message) for p in info.value.problems]

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from evsite.site.model import Site
-from evsite.site.references import check_references
+from evsite.site.references import check_references, short_repr
 
 PathKey = tuple[str | int, ...]
 
@@ -157,12 +157,12 @@ class _Marked:
         if tag == _MERGE_TAG:
             raise self._fail(event, "YAML merge keys (<<) are not supported; write the fields out")
         if tag not in _SCALAR_TAGS:
-            raise self._fail(event, f"YAML tag {tag!r} is not allowed in a site file")
+            raise self._fail(event, f"YAML tag {short_repr(tag)} is not allowed in a site file")
         node = yaml.ScalarNode(tag, event.value, None, None, event.style)  # constructors read only tag and value
         try:
             return self._loader.yaml_constructors[tag](self._loader, node)
         except ValueError as exc:  # e.g. the date 2023-02-30, or an integer of 5,000 digits
-            raise self._fail(event, f"{event.value[:40]!r} cannot be read: {exc}") from None
+            raise self._fail(event, f"{short_repr(event.value)} cannot be read: {exc}") from None
 
     def _alias(self, event: yaml.AliasEvent) -> Any:
         name = event.anchor
@@ -239,7 +239,7 @@ class _Marked:
         if len(stack) >= self.limits.max_depth:
             raise self._fail(event, f"nested more than {self.limits.max_depth} levels deep")
         if event.tag not in (None, "!") and event.tag not in _COLLECTION_TAGS:
-            raise self._fail(event, f"YAML tag {event.tag!r} is not allowed in a site file")
+            raise self._fail(event, f"YAML tag {short_repr(event.tag)} is not allowed in a site file")
         self._count(event, 1)
         container: dict[Any, Any] | list[Any] = {} if isinstance(event, yaml.MappingStartEvent) else []
         if event.anchor is not None:
@@ -257,7 +257,7 @@ class _Marked:
         assert isinstance(parent.container, dict)
         if key in parent.container:
             self.key_marks[(*child, "__dup__")] = mark
-            self.problems.append(((*child, "__dup__"), f"duplicate key {key!r}; keep only one"))
+            self.problems.append(((*child, "__dup__"), f"duplicate key {short_repr(key)}; keep only one"))
         self.key_marks[child] = mark
         parent.key = key
         if event.anchor is not None:
@@ -382,15 +382,15 @@ def _describe(error: dict[str, Any], data: Any, marked: _Marked, file: str) -> P
     if kind == "extra_forbidden":
         key = str(path[-1])
         allowed = _field_names(Site, path[:-1])
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) if len(key) <= 64 else []
         hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(allowed)}"
-        text = f"{where}: unknown field {key!r}{hint}"
+        text = f"{where}: unknown field {short_repr(key)}{hint}"
     elif kind == "missing":
         hint = _MISSING_HINTS.get((str(path[0]), str(path[-1])) if path else ("", ""), "")
         text = f"{where}: required field is missing{hint}"
     else:
         value = error.get("input")
-        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        shown = "" if isinstance(value, dict | list) else f" (got {short_repr(value)})"
         text = f"{where}: {message}{shown}"
     line, column = marked.locate(_value_key(data, path, str(error.get("msg", ""))))
     return Problem(line, column, text, file)

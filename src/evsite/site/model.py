@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from evsite.site.references import short_repr
 from evsite.site.units import fahrenheit_to_celsius, metres_to_feet, parse_length_ft, parse_temperature_c
 
 Id = Annotated[str, Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
@@ -223,7 +224,7 @@ def _in_range(key: str, written: Any, value: float, unit: str, bounds: tuple[flo
     slack = 1e-9 * max(abs(low), abs(high))  # "3 km" through pint lands a rounding error above 3000 m
     if not (low < value <= high + slack if low == 0 else low - slack <= value <= high + slack):  # NaN: false
         span = f"more than 0 and at most {high:,.0f}" if low == 0 else f"between {low:g} and {high:g}"
-        raise ValueError(f"{key} {written!r} is {value:.4g} {unit}; {what} must be {span} {unit}")
+        raise ValueError(f"{key} {short_repr(written)} is {value:.4g} {unit}; {what} must be {span} {unit}")
     return min(max(value, low), high)
 
 

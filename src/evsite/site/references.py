@@ -12,6 +12,15 @@ from typing import Any
 
 Located = tuple[tuple[str | int, ...], str]
 
+_SHOWN_CHARS = 60
+
+
+def short_repr(value: object) -> str:
+    """repr() cut to a readable length: a message quotes what the file says, not a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
 _ID_LISTS = ("panels", "feeders", "circuits", "evse", "ems", "meters", "inverters", "batteries",
              "building_loads", "units")  # fmt: skip
 _SERVICE = "service"
@@ -50,7 +59,7 @@ def _dangling(data: dict[str, Any], list_key: str, field: str, allowed: set[str]
                 known = _known(allowed)
             yield (
                 (list_key, index, field),
-                f"{list_key}[{index}].{field}: {what} {ref!r} does not exist; known: {known}",
+                f"{list_key}[{index}].{field}: {what} {short_repr(ref)} does not exist; known: {known}",
             )
 
 
@@ -72,8 +81,8 @@ def check_references(data: dict[str, Any]) -> list[Located]:
                 problems.append(
                     (
                         (key, index, "id"),
-                        f"{key}[{index}].id: duplicate id {element_id!r} (first used by {first_key}[{first_index}]);"
-                        " ids must be unique",
+                        f"{key}[{index}].id: duplicate id {short_repr(element_id)}"
+                        f" (first used by {first_key}[{first_index}]); ids must be unique",
                     )
                 )
             else:
@@ -99,7 +108,7 @@ def check_references(data: dict[str, Any]) -> list[Located]:
                     problems.append(
                         (
                             (("ems", index, "manages", j)),
-                            f"ems[{index}].manages[{j}]: node {ref!r} does not exist",
+                            f"ems[{index}].manages[{j}]: node {short_repr(ref)} does not exist",
                         )
                     )
 
@@ -107,7 +116,10 @@ def check_references(data: dict[str, Any]) -> list[Located]:
     pv = control.get("pv_charging") if isinstance(control, dict) else None
     if isinstance(pv, dict) and isinstance(pv.get("node"), str) and pv["node"] not in nodes:
         problems.append(
-            (("control", "pv_charging", "node"), f"control.pv_charging.node: node {pv['node']!r} does not exist")
+            (
+                ("control", "pv_charging", "node"),
+                f"control.pv_charging.node: node {short_repr(pv['node'])} does not exist",
+            )
         )
 
     problems += _feeder_loops(data)
@@ -140,7 +152,7 @@ def _feeder_loops(data: dict[str, Any]) -> list[Located]:
         for panel_id in path:
             in_loop[panel_id] = looped
     return [
-        (("panels", index, "fed_by"), f"panels[{index}].fed_by: panel {panel_id!r} is fed in a loop")
+        (("panels", index, "fed_by"), f"panels[{index}].fed_by: panel {short_repr(panel_id)} is fed in a loop")
         for panel_id, (index, _) in panel_feed.items()
         if in_loop[panel_id]
     ]
