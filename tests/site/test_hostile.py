@@ -238,7 +238,7 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
         ("rating_a: 400", "rating_a: .inf", 4, ["rating_a", "finite number"]),
         ("rating_a: 400", "rating_a: .nan", 4, ["rating_a", "finite number"]),
         ("rating_a: 400", "rating_a: true", 4, ["rating_a True is yes/no"]),
-        ("rating_a: 400", "rating_a: 400\n  available_fault_current_a: 1.0e+9", 5, ["less than or equal to 200000"]),
+        ("rating_a: 400", "rating_a: 400\n  available_fault_current_a: 1.0e+9", 5, ["less than or equal to 300000"]),
         ("ocpd_a: 60", "ocpd_a: 1.0e+12", 11, ["ocpd_a", "less than or equal to 6000"]),
         ("max_current_a: 48", "max_current_a: 1.0e+6", 19, ["max_current_a", "less than or equal to 6000"]),
         ("bus_rating_a: 225", "bus_rating_a: 10000", 7, ["bus_rating_a", "less than or equal to 6000"]),

@@ -33,13 +33,15 @@ NonNegAmps = Annotated[float, Field(ge=0)]
 # Plausibility bounds: a value outside them is a typo or a hostile file, never a real installation.
 MAX_CURRENT_A = 6000.0
 """Largest standard fuse or breaker rating (NEC 240.6(A)); no rating, setting or demand on a site exceeds it."""
-MAX_FAULT_CURRENT_A = 200_000.0
-"""Highest short-circuit current rating listed for low-voltage equipment (200 kA, UL 489 / UL 891)."""
+MAX_FAULT_CURRENT_A = 300_000.0
+"""Highest interrupting rating UL 248-1 provides for low-voltage fuses (300 kA): nothing interrupts more."""
 MAX_RUN_M = 3000.0
 MAX_RUN_FT = MAX_RUN_M / 0.3048
 """Longest conductor or comms run: 3 km. Longer low-voltage runs drop too much voltage to exist."""
 AMBIENT_MIN_C, AMBIENT_MAX_C = -50.0, 90.0
-"""Ambient range around a run: record cold of inhabited North America to the top of Table 310.15(B)(1)."""
+"""Ambient range around a run. Above 90 °C, the rating of the hottest common insulation, no conductor may
+carry current (Table 310.15(B)(1)(1) itself stops at 85 °C; the checker reports 85-90 °C as beyond it).
+-50 °C is a generous cold bound: the table's lowest band is "10 °C or less"."""
 
 Current = Annotated[float, Field(gt=0, le=MAX_CURRENT_A)]
 """A rating, setting or demand in amperes: positive and at most MAX_CURRENT_A."""
