@@ -100,7 +100,7 @@ def test_a_pyyaml_dump_with_shared_lists_loads() -> None:
     lines = ["L1", "L2"]
     circuits = [
         {"id": f"C{i}", "panel": "P1", "ocpd_a": 20, "lines": lines, "conductors": {"size": "12 AWG", "length_ft": 10}}
-        for i in range(12_000)
+        for i in range(300)
     ]
     data = {
         "name": "generated",
@@ -109,8 +109,9 @@ def test_a_pyyaml_dump_with_shared_lists_loads() -> None:
         "circuits": circuits,
     }
     text = yaml.safe_dump(data, sort_keys=False)
-    assert text.count("*id") >= 11_999  # more aliased nodes (24,000) than max_alias_nodes alone allows
-    assert len(load_site_text(text).circuits) == 12_000
+    assert text.count("*id") == 299
+    limits = SiteLimits(max_alias_nodes=100)  # 598 aliased nodes: more than 100, fewer than the file writes out
+    assert len(load_site_text(text, limits=limits).circuits) == 300
 
 
 @pytest.mark.parametrize(
@@ -158,8 +159,10 @@ def test_a_list_longer_than_the_limit_is_refused_at_its_first_extra_entry() -> N
 
 def test_the_default_list_limit_is_20000() -> None:
     assert DEFAULT_LIMITS.max_items == 20_000
-    line, _, message = problem(_circuits(20_001))
-    assert line == 5 + 20_000 and "more than 20,000 entries" in message
+    others = "      other_conductors: [" + "12 THHN, " * 19_999 + "12 THHN]\n"
+    assert len(load_site_text(GOOD.replace("      length: 50 ft\n", "      length: 50 ft\n" + others)).circuits) == 1
+    _, column, message = problem("x: [" + "1," * 20_000 + "1]\n")
+    assert column == 5 + 2 * 20_000 and "more than 20,000 entries" in message
 
 
 def test_node_limit_stops_a_dense_file_early() -> None:
