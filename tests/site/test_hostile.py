@@ -83,15 +83,14 @@ def test_billion_laughs_is_located_at_the_alias_that_crosses_the_budget() -> Non
     assert "alias bomb" in message
 
 
-def test_shared_defaults_through_aliases_still_load() -> None:
-    text = GOOD.replace("name: Test site", "defaults:\n  run: &run {size: 6 AWG, length: 50 ft}\nname: Test site")
-    text = text.replace("    conductors:\n      size: 6 AWG\n      length: 50 ft\n", "    conductors: *run\n")
-    with pytest.raises(SiteFileError, match="unknown field 'defaults'"):
-        load_site_text(text)  # aliases resolve; only the helper key itself is not a site field
-    text = text.replace("defaults:\n  run: &run {size: 6 AWG, length: 50 ft}\n", "")
-    text = text.replace("    conductors: *run\n", "    conductors: &run {size: 6 AWG, length: 50 ft}\n")
-    text = text.replace("evse:\n", "  - {id: C2, panel: P1, ocpd_a: 60, lines: [L2, L3], conductors: *run}\nevse:\n")
+def test_a_run_written_once_and_reused_through_an_alias_loads() -> None:
+    text = GOOD.replace(
+        "    conductors:\n      size: 6 AWG\n      length: 50 ft\n",
+        "    conductors: &run {size: 6 AWG, length: 50 ft}\n"
+        "  - {id: C2, panel: P1, ocpd_a: 60, lines: [L2, L3], conductors: *run}\n",
+    )
     site = load_site_text(text)
+    assert site.circuit("C2").conductors == site.circuit("C1").conductors
     assert site.circuit("C2").conductors.length_ft == 50.0
 
 
