@@ -46,7 +46,8 @@ def print_problems(exc: SiteFileError, path: Path) -> None:
     for problem in exc.problems:
         err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
     count = len(exc.problems)
-    err_console.print(f"{count} problem{'s' if count != 1 else ''} in {path}", style="bold red")
+    summary = f"{count} problem{'s' if count != 1 else ''} in {path}"
+    err_console.print(summary, style="bold red", markup=False, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -134,7 +135,7 @@ def _add_panel(site: Site, tree: Tree, panel_id: str) -> None:
 
 
 def _add_feeder(site: Site, tree: Tree, feeder_id: str) -> None:
-    feeder = next(f for f in site.feeders if f.id == feeder_id)
+    feeder = site.feeder(feeder_id)
     run = feeder.conductors
     node = tree.add(
         f"feeder {feeder.id}: {feeder.ocpd_a:g} A, {run.size} {run.material.value.capitalize()}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from evsite import __version__
@@ -49,3 +50,26 @@ def test_schema_command_prints_json_schema() -> None:
     doc = json.loads(result.output)
     assert doc["title"] == "Site"
     assert "evse" in doc["properties"]
+
+
+PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+@pytest.mark.parametrize("command", ["validate", "check", "serve"])
+def test_a_binary_file_is_one_located_line_and_exit_2(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "photo.yaml"
+    path.write_bytes(PNG_HEADER)
+    result = runner.invoke(app, [command, str(path)])
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, UnicodeDecodeError)
+    lines = result.output.splitlines()
+    assert lines[0] == f"{path}:1:1: not UTF-8 text: byte 0x89 at offset 0 cannot be decoded; is this a site file?"
+    assert lines[1:] == [f"1 problem in {path}"]
+
+
+@pytest.mark.parametrize("command", ["validate", "check", "serve"])
+def test_a_directory_or_missing_file_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
+    for path in (tmp_path, tmp_path / "absent.yaml"):
+        result = runner.invoke(app, [command, str(path)])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"{path}:1:1: cannot read the file: "), result.output

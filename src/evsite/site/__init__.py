@@ -1,6 +1,6 @@
 """The site model and its YAML loader."""
 
-from evsite.site.load import Problem, SiteFileError, dump_site, load_site, load_site_text
+from evsite.site.load import Problem, SiteFileError, SiteLimits, dump_site, load_site, load_site_text
 from evsite.site.model import Circuit, Evse, Feeder, Panel, Service, ServiceSystem, Site
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "ServiceSystem",
     "Site",
     "SiteFileError",
+    "SiteLimits",
     "dump_site",
     "load_site",
     "load_site_text",

@@ -11,13 +11,17 @@ Cross-references (a circuit's panel, an EVSE's circuit, duplicate ids) are check
 
 from __future__ import annotations
 
+import typing
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from functools import cache
+from types import UnionType
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from evsite.site.references import short_repr
 from evsite.site.units import fahrenheit_to_celsius, metres_to_feet, parse_length_ft, parse_temperature_c
 
 Id = Annotated[str, Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
@@ -26,11 +30,51 @@ Id = Annotated[str, Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9][A-
 Amps = Annotated[float, Field(gt=0)]
 NonNegAmps = Annotated[float, Field(ge=0)]
 
+# Plausibility bounds: a value outside them is a typo or a hostile file, never a real installation.
+MAX_CURRENT_A = 6000.0
+"""Largest standard fuse or breaker rating (NEC 240.6(A)); no rating, setting or demand on a site exceeds it."""
+MAX_FAULT_CURRENT_A = 300_000.0
+"""Highest interrupting rating UL 248-1 provides for low-voltage fuses (300 kA): nothing interrupts more."""
+MAX_RUN_M = 3000.0
+MAX_RUN_FT = MAX_RUN_M / 0.3048
+"""Longest conductor or comms run: 3 km. Longer low-voltage runs drop too much voltage to exist."""
+AMBIENT_MIN_C, AMBIENT_MAX_C = -50.0, 90.0
+"""Ambient range around a run. Above 90 °C, the rating of the hottest common insulation, no conductor may
+carry current (Table 310.15(B)(1)(1) itself stops at 85 °C; the checker reports 85-90 °C as beyond it).
+-50 °C is a generous cold bound: the table's lowest band is "10 °C or less"."""
+
+Current = Annotated[float, Field(gt=0, le=MAX_CURRENT_A)]
+"""A rating, setting or demand in amperes: positive and at most MAX_CURRENT_A."""
+
 
 class Strict(BaseModel):
-    """Base for every site element: unknown fields are errors, not silently ignored."""
+    """Base for every site element: unknown fields are errors, numbers are finite and never yes/no."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_yes_no_numbers(cls, data: Any) -> Any:
+        """pydantic reads `true` as 1 in a number field: `rating_a: true` would be a 1 A service."""
+        if isinstance(data, dict):
+            numeric = _numeric_fields(cls)
+            for key, value in data.items():
+                if isinstance(value, bool) and key in numeric:
+                    raise ValueError(f"{key} {value!r} is yes/no; {key} takes a number")
+        return data
+
+
+@cache
+def _numeric_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Fields of `model` that hold a number (int, float or Decimal, optional or not)."""
+    names = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        args = typing.get_args(annotation) if typing.get_origin(annotation) in (Union, UnionType) else (annotation,)
+        bare = [typing.get_args(arg)[0] if typing.get_origin(arg) is Annotated else arg for arg in args]
+        if any(arg in (int, float, Decimal) for arg in bare):
+            names.add(name)
+    return frozenset(names)
 
 
 # --------------------------------------------------------------------------- enums
@@ -172,17 +216,34 @@ class Raceway(Strict):
         return value
 
 
+def _in_range(key: str, written: Any, value: float, unit: str, bounds: tuple[float, float], what: str) -> float:
+    """`value` (converted from what the file wrote) when plausible; else an error that quotes the file.
+
+    The message starts with the key as written so the loader can point at that line. A lower bound of 0
+    is exclusive: nothing on a site is zero feet long.
+    """
+    low, high = bounds
+    slack = 1e-9 * max(abs(low), abs(high))  # "3 km" through pint lands a rounding error above 3000 m
+    if not (low < value <= high + slack if low == 0 else low - slack <= value <= high + slack):  # NaN: false
+        span = f"more than 0 and at most {high:,.0f}" if low == 0 else f"between {low:g} and {high:g}"
+        raise ValueError(f"{key} {short_repr(written)} is {value:.4g} {unit}; {what} must be {span} {unit}")
+    return min(max(value, low), high)
+
+
 def _normalise_length(data: Any, key: str) -> Any:
     """Let a run's length be written as `length_ft`, `length_m` or `length: "75 ft"`."""
     if not isinstance(data, dict):
         return data
     data = dict(data)
+    what, bounds = "a run's length (up to 3 km)", (0.0, MAX_RUN_FT)
     if "length" in data:
-        data[f"{key}_ft"] = parse_length_ft(data.pop("length"))
+        written = data.pop("length")
+        data[f"{key}_ft"] = _in_range("length", written, parse_length_ft(written), "ft", bounds, what)
     if f"{key}_m" in data:
         metres = data.pop(f"{key}_m")
         if isinstance(metres, int | float) and not isinstance(metres, bool):
-            data[f"{key}_ft"] = metres_to_feet(float(metres))
+            feet = metres_to_feet(float(metres))
+            data[f"{key}_ft"] = _in_range(f"{key}_m", metres, feet, "ft", bounds, what)
         else:
             data[f"{key}_ft"] = metres  # let the float validator explain the problem
     return data
@@ -193,12 +254,18 @@ def _normalise_ambient(data: Any) -> Any:
     if not isinstance(data, dict):
         return data
     data = dict(data)
+    bounds, what = (AMBIENT_MIN_C, AMBIENT_MAX_C), "the ambient temperature"
     if "ambient" in data:
-        data["ambient_c"] = parse_temperature_c(data.pop("ambient"))
+        written = data.pop("ambient")
+        data["ambient_c"] = _in_range("ambient", written, parse_temperature_c(written), "°C", bounds, what)
     if "ambient_f" in data:
         value = data.pop("ambient_f")
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        data["ambient_c"] = fahrenheit_to_celsius(float(value)) if is_number else value
+        if is_number:
+            celsius = fahrenheit_to_celsius(float(value))
+            data["ambient_c"] = _in_range("ambient_f", value, celsius, "°C", bounds, what)
+        else:
+            data["ambient_c"] = value
     return data
 
 
@@ -211,9 +278,13 @@ class ConductorRun(Strict):
     termination_c: Literal[60, 75, 90] = Field(
         default=60, description="Lowest temperature rating of the terminations at either end (110.14(C))."
     )
-    length_ft: float = Field(ge=0, description='One-way length in feet (or write `length: "23 m"`).')
+    length_ft: float = Field(
+        gt=0, le=MAX_RUN_FT, description='One-way length in feet, up to 3 km (or write `length: "23 m"`).'
+    )
     raceway: Raceway = Field(default_factory=Raceway)
-    ambient_c: float = Field(default=30.0, ge=-40, le=90, description="Ambient temperature around the run.")
+    ambient_c: float = Field(
+        default=30.0, ge=AMBIENT_MIN_C, le=AMBIENT_MAX_C, description="Ambient temperature around the run."
+    )
     current_carrying_conductors: int = Field(
         default=2, ge=1, le=200, description="Current-carrying conductors in the raceway (310.15(C)(1))."
     )
@@ -257,7 +328,7 @@ class ExistingLoad(Strict):
     """Measured existing demand for NEC 220.87 (12 months, or 30 days of 15-minute data)."""
 
     max_demand_kva: float | None = Field(default=None, ge=0)
-    max_demand_a: float | None = Field(default=None, ge=0)
+    max_demand_a: float | None = Field(default=None, ge=0, le=MAX_CURRENT_A)
     basis: Literal["12-month", "30-day"] = "12-month"
     interval_data: str | None = Field(default=None, description="Path to interval demand data (CSV).")
     has_renewables_or_peak_shaving: bool = False
@@ -286,16 +357,16 @@ class Service(Strict):
     """The utility service, or the allocation of it that serves this site."""
 
     system: ServiceSystem
-    rating_a: Amps = Field(description="Service (main OCPD / service conductor) rating.")
-    allocation_a: float | None = Field(
-        default=None, gt=0, description="Part of the service allotted to the site's EV load, if less."
+    rating_a: Current = Field(description="Service (main OCPD / service conductor) rating.")
+    allocation_a: Current | None = Field(
+        default=None, description="Part of the service allotted to the site's EV load, if less."
     )
-    available_fault_current_a: float | None = Field(default=None, gt=0)
+    available_fault_current_a: float | None = Field(default=None, gt=0, le=MAX_FAULT_CURRENT_A)
     transformer: Transformer | None = None
     existing_load: ExistingLoad | None = None
     dwelling: DwellingLoad | None = Field(default=None, description="Single-dwelling loads for NEC 220.82.")
-    max_demand_current_a: float | None = Field(
-        default=None, gt=0, description="I_L for IEEE 519: maximum demand load current at the PCC."
+    max_demand_current_a: Current | None = Field(
+        default=None, description="I_L for IEEE 519: maximum demand load current at the PCC."
     )
     minimum_power_factor: float | None = Field(default=None, gt=0, le=1)
     pcc: Literal["service", "transformer-primary"] = "service"
@@ -319,8 +390,8 @@ class Panel(Strict):
     name: str | None = None
     kind: Literal["panelboard", "switchboard", "load-center"] = "panelboard"
     fed_by: str = "service"
-    bus_rating_a: Amps
-    main_ocpd_a: float | None = Field(default=None, gt=0)
+    bus_rating_a: Current
+    main_ocpd_a: Current | None = None
     location: Location = Location.INDOOR
     level: str | None = Field(default=None, description="Floor or parking level, for the diagram.")
 
@@ -330,7 +401,7 @@ class Feeder(Strict):
 
     id: Id
     from_panel: str = Field(description="Panel id the feeder leaves from, or `service`.")
-    ocpd_a: Amps
+    ocpd_a: Current
     phases: Literal[1, 3] = 3
     conductors: ConductorRun
     noncontinuous_load_va: float = Field(default=0, ge=0)
@@ -342,7 +413,7 @@ class Circuit(Strict):
 
     id: Id
     panel: str
-    ocpd_a: Amps
+    ocpd_a: Current
     lines: list[Line] = Field(min_length=1, max_length=3, description="Lines the circuit is connected to.")
     conductors: ConductorRun
     gfci: bool = Field(default=False, description="GFCI (or SPGFCI) protection on the circuit.")
@@ -362,7 +433,7 @@ class Circuit(Strict):
 class Connector(Strict):
     id: int = Field(ge=1, le=8)
     type: Literal["J1772", "NACS", "CCS1", "CCS2", "CHAdeMO", "Type2"] = "J1772"
-    max_current_a: float | None = Field(default=None, gt=0)
+    max_current_a: Current | None = None
 
 
 class EvseComms(Strict):
@@ -372,7 +443,7 @@ class EvseComms(Strict):
     cable: str | None = Field(default=None, description="e.g. Cat6, Cat6 outdoor-rated, RS-485 shielded pair.")
     routing: Literal["separate-raceway", "shared-raceway", "none"] = "separate-raceway"
     cable_listed_for_power_raceway: bool = False
-    length_ft: float | None = Field(default=None, ge=0)
+    length_ft: float | None = Field(default=None, gt=0, le=MAX_RUN_FT)
 
     @model_validator(mode="before")
     @classmethod
@@ -396,8 +467,8 @@ class Evse(Strict):
     make: str | None = None
     model: str | None = None
     listing: list[ListingStandard] = Field(default_factory=lambda: [ListingStandard.UL_2594])
-    max_current_a: Amps = Field(description="Nameplate maximum output (input) current.")
-    adjustable_setting_a: float | None = Field(default=None, gt=0)
+    max_current_a: Current = Field(description="Nameplate maximum output (input) current.")
+    adjustable_setting_a: Current | None = None
     adjustment_access: Literal["restricted", "unrestricted"] = "unrestricted"
     connectors: list[Connector] = Field(default_factory=lambda: [Connector(id=1)], min_length=1)
     phases: Literal[1, 3] = 1
@@ -455,7 +526,7 @@ class EnergyManagementSystem(Strict):
 
     id: Id
     manages: list[str] = Field(min_length=1, description="Node ids (service, panel, feeder or circuit).")
-    setpoint_a: Amps = Field(description="Maximum current the EMS permits on the managed node(s).")
+    setpoint_a: Current = Field(description="Maximum current the EMS permits on the managed node(s).")
     listed: bool = True
     listing: ListingStandard | None = ListingStandard.UL_916
     marked: bool = True
@@ -711,27 +782,45 @@ class Site(Strict):
     control: Control = Field(default_factory=Control)
     created: datetime | None = None
 
-    # ---- lookups used by the checker and the controller
+    _index: _SiteIndex | None = PrivateAttr(default=None)
+
+    # ---- lookups used by the checker and the controller: dict lookups, built once per version of the lists
+    def _lookups(self) -> _SiteIndex:
+        """The index for the current lists, rebuilt only when a list was replaced or changed length.
+
+        Scanning the lists on every lookup made the tree walk quadratic: 300,000 circuits took minutes.
+        """
+        index = self._index
+        if index is None or not index.matches(self):
+            index = self._index = _SiteIndex(self)
+        return index
+
     def panel(self, panel_id: str) -> Panel:
-        return next(p for p in self.panels if p.id == panel_id)
+        """The panel with this id; KeyError when there is none."""
+        return self._lookups().panels[panel_id]
+
+    def feeder(self, feeder_id: str) -> Feeder:
+        """The feeder with this id; KeyError when there is none."""
+        return self._lookups().feeders[feeder_id]
 
     def circuit(self, circuit_id: str) -> Circuit:
-        return next(c for c in self.circuits if c.id == circuit_id)
+        """The circuit with this id; KeyError when there is none."""
+        return self._lookups().circuits[circuit_id]
 
     def evse_on(self, circuit_id: str) -> list[Evse]:
-        return [e for e in self.evse if e.circuit == circuit_id]
+        return list(self._lookups().evse_on.get(circuit_id, ()))
 
     def circuits_in(self, panel_id: str) -> list[Circuit]:
-        return [c for c in self.circuits if c.panel == panel_id]
+        return list(self._lookups().circuits_in.get(panel_id, ()))
 
     def feeders_from(self, source: str) -> list[Feeder]:
-        return [f for f in self.feeders if f.from_panel == source]
+        return list(self._lookups().feeders_from.get(source, ()))
 
     def panels_fed_by(self, feeder_or_service: str) -> list[Panel]:
-        return [p for p in self.panels if p.fed_by == feeder_or_service]
+        return list(self._lookups().panels_fed_by.get(feeder_or_service, ()))
 
     def ems_for(self, node_id: str) -> list[EnergyManagementSystem]:
-        return [e for e in self.ems if node_id in e.manages]
+        return list(self._lookups().ems_for.get(node_id, ()))
 
     def tag_unit(self, tag: str, on: date | None = None) -> str | None:
         """The unit holding `tag` on date `on` (latest assignment when `on` is None)."""
@@ -747,3 +836,42 @@ class Site(Strict):
                 if starts_ok and ends_ok:
                     return unit.id
         return None
+
+
+class _SiteIndex:
+    """Dicts over a site's element lists, with the lists they were built from to tell when they are stale.
+
+    Elements are looked up by id and grouped by the id they refer to, in file order; the first element
+    with an id wins, as a scan would find it (the loader refuses duplicate ids anyway).
+    """
+
+    def __init__(self, site: Site) -> None:
+        self.sources: tuple[list[Any], ...] = (site.panels, site.feeders, site.circuits, site.evse, site.ems)
+        self.lengths = tuple(len(items) for items in self.sources)
+        self.panels: dict[str, Panel] = {}
+        self.feeders: dict[str, Feeder] = {}
+        self.circuits: dict[str, Circuit] = {}
+        self.evse_on: dict[str, list[Evse]] = {}
+        self.circuits_in: dict[str, list[Circuit]] = {}
+        self.feeders_from: dict[str, list[Feeder]] = {}
+        self.panels_fed_by: dict[str, list[Panel]] = {}
+        self.ems_for: dict[str, list[EnergyManagementSystem]] = {}
+        for panel in site.panels:
+            self.panels.setdefault(panel.id, panel)
+            self.panels_fed_by.setdefault(panel.fed_by, []).append(panel)
+        for feeder in site.feeders:
+            self.feeders.setdefault(feeder.id, feeder)
+            self.feeders_from.setdefault(feeder.from_panel, []).append(feeder)
+        for circuit in site.circuits:
+            self.circuits.setdefault(circuit.id, circuit)
+            self.circuits_in.setdefault(circuit.panel, []).append(circuit)
+        for evse in site.evse:
+            self.evse_on.setdefault(evse.circuit, []).append(evse)
+        for ems in site.ems:
+            for node in dict.fromkeys(ems.manages):  # an EMS listed once per node, as a scan would
+                self.ems_for.setdefault(node, []).append(ems)
+
+    def matches(self, site: Site) -> bool:
+        """True while the site still holds the same lists at the same lengths."""
+        current: tuple[list[Any], ...] = (site.panels, site.feeders, site.circuits, site.evse, site.ems)
+        return all(a is b and len(b) == n for a, b, n in zip(self.sources, current, self.lengths, strict=True))

@@ -6,12 +6,22 @@ with a typo in a field and a dangling panel reference reports both problems in o
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 Located = tuple[tuple[str | int, ...], str]
+
+_SHOWN_CHARS = 60
+
+
+def short_repr(value: object) -> str:
+    """repr() cut to a readable length: a message quotes what the file says, not a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
 
 _ID_LISTS = ("panels", "feeders", "circuits", "evse", "ems", "meters", "inverters", "batteries",
              "building_loads", "units")  # fmt: skip
@@ -30,16 +40,28 @@ def _ids(data: dict[str, Any], key: str) -> set[str]:
     return {str(item["id"]) for _, item in _items(data, key) if "id" in item}
 
 
+_KNOWN_SHOWN = 10
+"""Ids listed in a dangling-reference message: enough to spot a typo, never the whole file."""
+
+
+def _known(allowed: set[str]) -> str:
+    shown = heapq.nsmallest(_KNOWN_SHOWN, allowed)
+    more = len(allowed) - len(shown)
+    return (", ".join(shown) or "none defined") + (f" and {more:,} more" if more else "")
+
+
 def _dangling(data: dict[str, Any], list_key: str, field: str, allowed: set[str], what: str) -> Iterator[Located]:
+    known: str | None = None  # worked out once: a file of 20,000 dangling references must not sort 20,000 times
     for index, item in _items(data, list_key):
         ref = item.get(field)
         if ref is None or not isinstance(ref, str):
             continue
         if ref not in allowed:
-            known = ", ".join(sorted(allowed)) or "none defined"
+            if known is None:
+                known = _known(allowed)
             yield (
                 (list_key, index, field),
-                f"{list_key}[{index}].{field}: {what} {ref!r} does not exist; known: {known}",
+                f"{list_key}[{index}].{field}: {what} {short_repr(ref)} does not exist; known: {known}",
             )
 
 
@@ -61,8 +83,8 @@ def check_references(data: dict[str, Any]) -> list[Located]:
                 problems.append(
                     (
                         (key, index, "id"),
-                        f"{key}[{index}].id: duplicate id {element_id!r} (first used by {first_key}[{first_index}]);"
-                        " ids must be unique",
+                        f"{key}[{index}].id: duplicate id {short_repr(element_id)}"
+                        f" (first used by {first_key}[{first_index}]); ids must be unique",
                     )
                 )
             else:
@@ -88,7 +110,7 @@ def check_references(data: dict[str, Any]) -> list[Located]:
                     problems.append(
                         (
                             (("ems", index, "manages", j)),
-                            f"ems[{index}].manages[{j}]: node {ref!r} does not exist",
+                            f"ems[{index}].manages[{j}]: node {short_repr(ref)} does not exist",
                         )
                     )
 
@@ -96,7 +118,10 @@ def check_references(data: dict[str, Any]) -> list[Located]:
     pv = control.get("pv_charging") if isinstance(control, dict) else None
     if isinstance(pv, dict) and isinstance(pv.get("node"), str) and pv["node"] not in nodes:
         problems.append(
-            (("control", "pv_charging", "node"), f"control.pv_charging.node: node {pv['node']!r} does not exist")
+            (
+                ("control", "pv_charging", "node"),
+                f"control.pv_charging.node: node {short_repr(pv['node'])} does not exist",
+            )
         )
 
     problems += _feeder_loops(data)
@@ -171,25 +196,43 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 
 
 def _feeder_loops(data: dict[str, Any]) -> list[Located]:
-    """A panel must reach the service by following feeders; a loop never does."""
+    """A panel must reach the service by following feeders; a loop never does.
+
+    Each panel's verdict is remembered, so a chain of N panels is walked once, not N times.
+    """
     feeder_source = {str(f.get("id")): f.get("from_panel") for _, f in _items(data, "feeders")}
     panel_feed = {str(p.get("id")): (i, p.get("fed_by", _SERVICE)) for i, p in _items(data, "panels")}
-    problems: list[Located] = []
-    for panel_id, (index, fed_by) in panel_feed.items():
-        seen = {panel_id}
-        current = fed_by
-        while isinstance(current, str) and current != _SERVICE:
-            source = feeder_source.get(current)
-            if not isinstance(source, str) or source == _SERVICE or source not in panel_feed:
+    in_loop: dict[str, bool] = {}
+    for start in panel_feed:
+        path: list[str] = []
+        on_path: set[str] = set()
+        current: str | None = start
+        looped = False
+        while current is not None:
+            if current in in_loop:
+                looped = in_loop[current]
                 break
-            if source in seen:
-                problems.append(
-                    (
-                        ("panels", index, "fed_by"),
-                        f"panels[{index}].fed_by: panel {panel_id!r} is fed in a loop",
-                    )
-                )
+            if current in on_path:
+                looped = True
                 break
-            seen.add(source)
-            current = panel_feed[source][1]
-    return problems
+            path.append(current)
+            on_path.add(current)
+            current = _source_panel(current, panel_feed, feeder_source)
+        for panel_id in path:
+            in_loop[panel_id] = looped
+    return [
+        (("panels", index, "fed_by"), f"panels[{index}].fed_by: panel {short_repr(panel_id)} is fed in a loop")
+        for panel_id, (index, _) in panel_feed.items()
+        if in_loop[panel_id]
+    ]
+
+
+def _source_panel(panel_id: str, panel_feed: dict[str, tuple[int, Any]], feeder_source: dict[str, Any]) -> str | None:
+    """The panel whose feeder feeds `panel_id`; None at the service or a reference that leads nowhere."""
+    fed_by = panel_feed[panel_id][1]
+    if not isinstance(fed_by, str) or fed_by == _SERVICE:
+        return None
+    source = feeder_source.get(fed_by)
+    if not isinstance(source, str) or source == _SERVICE or source not in panel_feed:
+        return None
+    return source

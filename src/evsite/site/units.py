@@ -45,8 +45,15 @@ def _registry() -> pint.UnitRegistry:
     return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
 
+_MAX_QUANTITY_CHARS = 64
+"""Longer text is no quantity a person wrote; pint is not asked to tokenise a megabyte of it."""
+
+
 def _parse(text: str, dimension: str, expected: str) -> pint.Quantity:
     import pint
+
+    if len(text) > _MAX_QUANTITY_CHARS:
+        raise UnitError(f"{text[:20]!r}… ({len(text):,} characters) is too long to be a quantity; expected {expected}")
 
     cleaned = text.strip().replace("°", "deg").replace("″", "inch").replace("′", "ft")
     cleaned = cleaned.replace("degF", " degF").replace("degC", " degC")
