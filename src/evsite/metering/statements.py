@@ -5,7 +5,6 @@ All three are renderings of one `BillingRun`; none computes anything, so they al
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from evsite.csvsafe import SafeDictWriter
 from evsite.metering.billing import BillingRun, SessionEntry, Statement
 
 LINE_FIELDS = ["month", "unit_id", "kind", "description", "session", "quantity", "unit", "rate", "amount"]
@@ -32,7 +32,7 @@ def to_json(run: BillingRun) -> str:
 
 def _csv(rows: Iterable[dict[str, Any]], fields: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer = SafeDictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(row)
