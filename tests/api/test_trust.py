@@ -102,7 +102,7 @@ async def test_bodies_over_the_configured_limit_get_413_declared_or_streamed(sma
         assert (await client.get("/api/v1/load/policy")).json()["manual_limit"]["limit_a"] == 20
 
 
-async def test_no_token_is_refused_before_the_body_is_read(small_limit_api: tuple[str, str]) -> None:
+async def test_a_streamed_body_without_a_valid_token_gets_a_readable_401(small_limit_api: tuple[str, str]) -> None:
     url, _ = small_limit_api
     async with httpx.AsyncClient(base_url=url, timeout=5) as anonymous:
         # Refused on the headers alone; the small body is drained unparsed so the client reads its 401.
