@@ -139,11 +139,11 @@ class RequestGuard:
         if path.startswith(PROTECTED_PREFIXES) and path not in PUBLIC_PATHS:
             principal = await self._authenticate(scope, headers)
             if principal is None:
-                ended = not has_body or await _discard(receive, self.max_body_bytes)
+                drained = not has_body or await _discard(receive, self.max_body_bytes)
                 await _problem(
                     scope, send_with_headers, 401, "Unauthorized",
                     "send a valid API token as `Authorization: Bearer …`", {"www-authenticate": "Bearer"},
-                    close=not ended,
+                    close=not drained,
                 )  # fmt: skip
                 return
             scope.setdefault("state", {})["principal"] = principal
