@@ -23,7 +23,7 @@ from evsite.runtime.events import TransactionEvent
 from evsite.site import load_site
 from tests.api.conftest import RunningApi, sqlite_memory, start_server, stop_server
 from tests.api.test_api import assert_problem, plug_in, settle
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, free_port
 
 STATIC = ROOT / "src" / "evsite" / "api" / "static"
 
@@ -287,3 +287,28 @@ async def test_setup_token_rotation_leaves_one_live_token() -> None:
     assert live == ["serve-admin"]
     assert len(await store.tokens()) == 2  # the old one is kept, revoked, for the record
     await engine.dispose()
+
+
+async def test_live_stream_under_serve_closes_on_a_big_client_frame() -> None:
+    from evsite.runtime.stack import EmbeddedApiServer
+
+    engine, db = sqlite_memory()
+    port = free_port()
+    server = EmbeddedApiServer(create_app(SiteRuntime(site=load_site(EXAMPLES / "workplace-20.yaml"), db=db)),
+                               "127.0.0.1", port)  # fmt: skip
+    await server.start()
+    try:
+        token = await TokenStore(db).create("wall", Role.VIEWER)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with websockets.connect(f"ws://127.0.0.1:{port}/api/v1/live", additional_headers=headers) as ws:
+            await asyncio.wait_for(ws.recv(), 3)
+            await ws.send("x" * 1_000)  # small frames are read and dropped
+            await ws.send("x" * 100_000)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                async with asyncio.timeout(5):  # the state keeps coming while the connection stays open
+                    while True:
+                        await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    finally:
+        await server.stop()
+        await engine.dispose()

@@ -86,7 +86,9 @@ class EmbeddedApiServer:
             def capture_signals(self) -> Iterator[None]:
                 yield
 
-        self.server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+        # The only WebSocket here is the live stream, which sends; a client never needs big frames (default 16 MiB).
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", ws_max_size=1 << 16)
+        self.server = Server(config)
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
