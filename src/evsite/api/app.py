@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from evsite import __version__
-from evsite.api import auth, metrics, problems
+from evsite.api import auth, guard, metrics, problems
 from evsite.api.live import LiveState, run_tasks, stop_tasks
 from evsite.api.routes import chargers, load, ops, sessions, signals, site, stream
 from evsite.api.runtime import SiteRuntime
@@ -30,8 +30,13 @@ class Health(BaseModel):
     parts: dict[str, bool]
 
 
-def create_app(runtime: SiteRuntime) -> FastAPI:
-    """An app serving `runtime`. Without a database it keeps tokens in memory (tests, design-time use)."""
+def create_app(runtime: SiteRuntime, max_body_bytes: int = guard.DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """An app serving `runtime`. Without a database it keeps tokens in memory (tests, design-time use).
+
+    Request bodies over `max_body_bytes` are refused with 413 before they are read.
+    """
+    if max_body_bytes < 1:
+        raise ValueError("max_body_bytes must be positive")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,8 +66,15 @@ def create_app(runtime: SiteRuntime) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.runtime = runtime
+    app.state.auth_failures = failures = guard.AuthFailures()
     problems.install(app)
-    app.add_middleware(auth.AuditMiddleware, store=lambda: getattr(app.state, "tokens", None))
+
+    def tokens() -> TokenStore | None:
+        return getattr(app.state, "tokens", None)
+
+    app.add_middleware(auth.AuditMiddleware, store=tokens)
+    # Added last, so it runs first: nothing reaches the audit or a route before the size and token checks.
+    app.add_middleware(guard.RequestGuard, store=tokens, failures=failures, max_body_bytes=max_body_bytes)
     for module in (site, chargers, sessions, load, signals, ops, stream):
         app.include_router(module.router)
 
@@ -79,7 +91,8 @@ def create_app(runtime: SiteRuntime) -> FastAPI:
         responses=problems.PROBLEM_RESPONSES,
     )
     async def prometheus(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(request.app.state.live), media_type=metrics.CONTENT_TYPE)
+        text = metrics.render(request.app.state.live, request.app.state.auth_failures)
+        return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -1,4 +1,9 @@
-"""Bearer-token authentication, role checks, and the audit trail of every mutating call."""
+"""Bearer-token authentication, role checks, and the audit trail of every mutating call by a known token.
+
+`evsite.api.guard` authenticates before the body is read and leaves the principal in the request
+state; the dependencies here check its role. Requests without a valid token never reach a route or
+the audit log (they are counted in `/metrics` instead).
+"""
 
 from __future__ import annotations
 
@@ -39,8 +44,10 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     async def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
     ) -> Principal:
-        principal = await authenticate(token_store(request), credentials.credentials if credentials else None)
-        request.state.principal = principal
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:  # a route outside the guard's protected paths
+            principal = await authenticate(token_store(request), credentials.credentials if credentials else None)
+            request.state.principal = principal
         if not principal.role.allows(role):
             raise ApiProblem(403, "Forbidden", f"this needs the {role.value} role; the token has {principal.role}")
         return principal
@@ -60,7 +67,10 @@ def note(request: Request, **detail: Any) -> None:
 
 
 class AuditMiddleware:
-    """Writes one audit entry per mutating API request once its response status is known, allowed or not."""
+    """Writes one audit entry per mutating API request by a known token once its status is known, allowed or not.
+
+    Anonymous and bad-token requests are left out on purpose: one row each would let anyone fill the database.
+    """
 
     def __init__(self, app: ASGIApp, store: Callable[[], TokenStore | None]) -> None:
         self.app = app
@@ -81,6 +91,8 @@ class AuditMiddleware:
             written = True
             state = scope.get("state", {})
             principal: Principal | None = state.get("principal")
+            if principal is None:
+                return
             try:
                 await store.audit(principal, scope["method"], scope["path"], status, state.get("audit"))
             except Exception:  # the audit write must not turn a served request into an error

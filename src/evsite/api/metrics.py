@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from evsite.api.guard import AuthFailures
 from evsite.api.live import LiveState
 from evsite.api.views import site_state
 
@@ -28,7 +29,7 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> 
     return lines
 
 
-def render(live: LiveState) -> str:
+def render(live: LiveState, auth_failures: AuthFailures | None = None) -> str:
     state = site_state(live)
     cycle = live.runtime.control.cycle_time_s() if live.runtime.control else None
     lines: list[str] = []
@@ -69,4 +70,9 @@ def render(live: LiveState) -> str:
     )  # fmt: skip
     lines += _family("evsite_alerts_active", "gauge", "Active alerts.", [({}, state.active_alerts)])
     lines += _family("evsite_site_power_kilowatts", "gauge", "EV power on the site.", [({}, state.site_power_kw)])
+    failures = auth_failures.counts if auth_failures else {}
+    lines += _family(
+        "evsite_api_auth_failures_total", "counter", "API requests refused for a missing or unknown token.",
+        [({"reason": reason}, failures.get(reason, 0)) for reason in ("missing", "invalid", "token-in-url")],
+    )  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -105,6 +105,21 @@ class TokenStore:
             session.add(ApiToken(name=name, role=role.value, digest=digest(token)))
         return token
 
+    async def rotate(self, name: str, role: Role) -> str:
+        """A new token under `name`, revoking the one that held the name before (so at most one is live).
+
+        The old row is kept for the record under `name~ID` (`~` cannot occur in names made over the API).
+        """
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        async with self.db() as session, session.begin():
+            old = await session.scalar(select(ApiToken).where(ApiToken.name == name))
+            if old is not None:
+                old.name = f"{name}~{old.id}"[:64]
+                old.revoked_at = old.revoked_at or _now()
+                await session.flush()
+            session.add(ApiToken(name=name, role=role.value, digest=digest(token)))
+        return token
+
     async def verify(self, token: str) -> Principal | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None

@@ -8,7 +8,6 @@ that are billed from an external submeter (`Evse.meter_id`) take their energy fr
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
@@ -23,6 +22,7 @@ from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from evsite.csvsafe import SafeDictWriter
 from evsite.metering import ocmf
 from evsite.metering.billing import Adjustment, Biller, BillingError, BillingPeriod, BillingRun
 from evsite.metering.integrity import Flag, Severity, register_intervals
@@ -416,11 +416,11 @@ async def _export_rows(
 async def export_readings(
     engine: AsyncEngine, out: Path, start: datetime, end: datetime, charger: str | None = None
 ) -> int:
-    """Every stored reading in [start, end) as CSV, values verbatim as received; returns the row count."""
+    """Every stored reading in [start, end) as CSV, values as received (formula-like text neutralised); row count."""
     await ensure_tables(engine)
     count = 0
     with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+        writer = SafeDictWriter(handle, fieldnames=EXPORT_FIELDS, lineterminator="\n")
         writer.writeheader()
         async for row in _export_rows(engine, start, end, charger):
             writer.writerow(row)

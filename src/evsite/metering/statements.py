@@ -5,7 +5,6 @@ All three are renderings of one `BillingRun`; none computes anything, so they al
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from evsite.csvsafe import SafeDictWriter
 from evsite.metering.billing import BillingRun, Line, SessionEntry, Statement, local_time
 from evsite.site.model import Tariff
 
@@ -44,7 +44,7 @@ def to_json(run: BillingRun) -> str:
 
 def _csv(rows: Iterable[dict[str, Any]], fields: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer = SafeDictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(row)

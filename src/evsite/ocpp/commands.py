@@ -9,6 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
+SETUP_TOKEN = "serve-admin"
+"""Name of the admin token `--api-token` prints; each start replaces it (create named tokens for everyday use)."""
+
 
 def register(app: typer.Typer) -> None:
     app.command()(serve)
@@ -32,7 +35,15 @@ def serve(
     ] = False,
     call_timeout: Annotated[float | None, typer.Option(help="Seconds to wait for a charger's answer.")] = None,
     heartbeat: Annotated[int | None, typer.Option(help="HeartbeatInterval given at boot (s).")] = None,
-    security_profile: Annotated[int, typer.Option(help="Minimum security profile for every charger (0-2).")] = 0,
+    security_profile: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=3,
+            help="Minimum OCPP security profile for every charger: 0 none, 1 Basic auth, 2 TLS + Basic "
+            "auth, 3 TLS with client certificates (1.6 security whitepaper).",
+        ),
+    ] = 0,
     tls_cert: Annotated[Path | None, typer.Option(help="Server certificate (PEM) for wss:// (profile 2).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="Private key (PEM) of --tls-cert.")] = None,
     client_ca: Annotated[
@@ -46,6 +57,9 @@ def serve(
     ] = 120.0,
     api_host: Annotated[str, typer.Option(help="Address the REST API and dashboard bind.")] = "127.0.0.1",
     api_port: Annotated[int, typer.Option(help="Port of the REST API and dashboard (0: no API).")] = 8000,
+    api_max_body: Annotated[
+        int, typer.Option(min=1, help="Largest API request body in bytes; larger ones get 413 unread.")
+    ] = 1 << 20,
     policy: Annotated[
         str | None, typer.Option(help="Load-sharing policy (fair, mpc) [default: the site's control.policy].")
     ] = None,
@@ -53,7 +67,11 @@ def serve(
         bool, typer.Option(help="Run the site's Modbus, OpenADR, BACnet and MQTT integrations.")
     ] = True,
     api_token: Annotated[
-        bool, typer.Option(help="Create an admin API token at start and print it (first set-up).")
+        bool,
+        typer.Option(
+            help=f"Print a new admin API token named {SETUP_TOKEN!r} (first set-up); it revokes the one printed by "
+            "the previous start, so only one such token is ever valid."
+        ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
@@ -64,13 +82,16 @@ def serve(
     import asyncio
     import logging
     import signal
-    import time
 
     from evsite.cli import load_or_exit
     from evsite.ocpp import certs as pki
     from evsite.ocpp.server import ServerSettings
     from evsite.store.db import default_url
 
+    if security_profile >= 2 and tls_cert is None and generate_cert is None:
+        raise typer.BadParameter("needs --tls-cert/--tls-key or --generate-cert (TLS)", param_hint="--security-profile")
+    if security_profile == 3 and client_ca is None:
+        raise typer.BadParameter("3 needs --client-ca (chargers' client certificates)", param_hint="--security-profile")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     site = load_or_exit(site_file)
@@ -106,6 +127,7 @@ def serve(
             ocpp=settings,
             api_host=api_host,
             api_port=api_port or None,
+            api_max_body_bytes=api_max_body,
             policy=policy,
             integrations=integrations,
         )
@@ -127,8 +149,8 @@ def serve(
             if running.api_url:
                 typer.echo(f"  dashboard: {running.api_url}/dashboard/   API: {running.api_url}/docs")
                 if api_token and running.runtime.db is not None:
-                    token = await TokenStore(running.runtime.db).create(f"admin-{int(time.time())}", Role.ADMIN)
-                    typer.echo(f"  admin API token (shown once): {token}")
+                    token = await TokenStore(running.runtime.db).rotate(SETUP_TOKEN, Role.ADMIN)
+                    typer.echo(f"  admin API token (shown once): {token}  ({SETUP_TOKEN}; the previous one is revoked)")
             typer.echo("  running: " + ", ".join(k for k, v in sorted(running.runtime.parts.items()) if v))
             stop = asyncio.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):

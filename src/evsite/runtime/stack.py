@@ -42,6 +42,8 @@ class StackOptions:
     ocpp: ServerSettings
     api_host: str = "127.0.0.1"
     api_port: int | None = 8000
+    api_max_body_bytes: int = 1 << 20
+    """Largest API request body; larger ones get 413 before they are read (evsite.api.guard)."""
     policy: str | None = None
     integrations: bool = True
     sqlite_synchronous: str = "FULL"
@@ -84,7 +86,9 @@ class EmbeddedApiServer:
             def capture_signals(self) -> Iterator[None]:
                 yield
 
-        self.server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+        # The only WebSocket here is the live stream, which sends; a client never needs big frames (default 16 MiB).
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", ws_max_size=1 << 16)
+        self.server = Server(config)
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -208,7 +212,7 @@ async def running_site(options: StackOptions) -> AsyncIterator[RunningSite]:
         if options.api_port is not None:
             from evsite.api.app import create_app
 
-            running.app = create_app(runtime)
+            running.app = create_app(runtime, max_body_bytes=options.api_max_body_bytes)
             server = EmbeddedApiServer(running.app, options.api_host, options.api_port)
             await server.start()
             stack.push_async_callback(server.stop)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel, Field
 
 from evsite.api import auth, deps
+from evsite.api.bodies import Command
 from evsite.api.problems import PROBLEM_RESPONSES, ApiProblem, not_configured
 from evsite.api.runtime import AvailabilityKind, ChargerActions, ResetKind, TriggerKind
 from evsite.api.views import ChargerView, charger_views
@@ -33,34 +34,34 @@ class ActionResult(BaseModel):
     status: str = Field(description="The charger's answer (Accepted, Rejected, Scheduled, Unlocked, ...).")
 
 
-class RemoteStart(BaseModel):
+class RemoteStart(Command):
     connector_id: int = Field(ge=1, le=8)
     id_tag: str = Field(min_length=1, max_length=20)
 
 
-class RemoteStop(BaseModel):
+class RemoteStop(Command):
     transaction_id: int = Field(ge=0, le=2**31 - 1)
 
 
-class Reset(BaseModel):
+class Reset(Command):
     type: ResetKind = "Soft"
 
 
-class Unlock(BaseModel):
+class Unlock(Command):
     connector_id: int = Field(ge=1, le=8)
 
 
-class Availability(BaseModel):
+class Availability(Command):
     connector_id: int = Field(ge=0, le=8, description="0 means the whole charger.")
     type: AvailabilityKind
 
 
-class Trigger(BaseModel):
+class Trigger(Command):
     message: TriggerKind
     connector_id: int | None = Field(default=None, ge=0, le=8)
 
 
-class ConfigurationChange(BaseModel):
+class ConfigurationChange(Command):
     key: str = Field(min_length=1, max_length=50)
     value: str = Field(max_length=500)
 

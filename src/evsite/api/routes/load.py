@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field, model_validator
 
 from evsite.api import auth, deps
+from evsite.api.bodies import Command, Timestamp
 from evsite.api.live import ManualLimit, now
 from evsite.api.problems import PROBLEM_RESPONSES, ApiProblem, not_found
 from evsite.api.routes.chargers import ChargerId, ConnectorId
@@ -35,13 +36,13 @@ class Policy(BaseModel):
     last_cycle_s: float | None
 
 
-class LimitRequest(BaseModel):
+class LimitRequest(Command):
     """A temporary cap on a node (default the service), in amperes per line."""
 
     limit_a: float = Field(ge=0, le=100_000, description="Amperes per line; 0 pauses every charger under the node.")
     node: str = Field(default="service", min_length=1, max_length=48)
     duration_s: float | None = Field(default=3600, gt=0, le=MAX_OVERRIDE.total_seconds())
-    until: datetime | None = Field(default=None, description="End of the override (instead of duration_s).")
+    until: Timestamp | None = Field(default=None, description="End of the override (instead of duration_s).")
 
     @model_validator(mode="after")
     def _one_end(self) -> LimitRequest:
@@ -58,12 +59,12 @@ class LimitRequest(BaseModel):
         return self.until if self.until is not None else now() + timedelta(seconds=self.duration_s or 3600)
 
 
-class Priority(BaseModel):
+class Priority(Command):
     priority: int = Field(ge=0, le=9, description="Priority class; higher classes get a larger share.")
 
 
-class ChargeRequest(BaseModel):
-    departure: datetime | None = None
+class ChargeRequest(Command):
+    departure: Timestamp | None = None
     energy_wh: float | None = Field(default=None, gt=0, le=500_000)
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from evsite.api import auth, deps
+from evsite.api.bodies import Command
 from evsite.api.problems import PROBLEM_RESPONSES, ApiProblem, not_configured, not_found
 from evsite.api.tokens import Role, TokenNameTaken
 
@@ -30,9 +31,9 @@ class AlertView(BaseModel):
     cleared_at: datetime | None
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Command):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]*$")
-    role: Role
+    role: Role = Field(strict=False)
 
 
 class TokenCreated(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 from typing import Annotated, Literal
@@ -17,6 +16,7 @@ from evsite.api import auth, deps
 from evsite.api.live import LiveState, SessionRecord
 from evsite.api.problems import PROBLEM_RESPONSES
 from evsite.api.runtime import SessionFactory
+from evsite.csvsafe import SafeDictWriter
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=PROBLEM_RESPONSES)
 
@@ -162,7 +162,7 @@ async def list_sessions(request: Request, query: SessionFilter = Depends(session
 async def sessions_csv(request: Request, query: SessionFilter = Depends(session_filter)) -> Response:
     buffer = io.StringIO()
     fields = list(SessionView.model_fields)
-    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer = SafeDictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     for view in await select_sessions(request, query):
         writer.writerow(view.model_dump(mode="json"))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
 from evsite.api import auth, deps
+from evsite.api.bodies import Command
 from evsite.api.problems import PROBLEM_RESPONSES, ApiProblem, not_configured, not_found
 from evsite.api.views import SignalView, site_state
 
@@ -32,7 +33,7 @@ class Signals(BaseModel):
     signals: list[SignalView]
 
 
-class OptChoice(BaseModel):
+class OptChoice(Command):
     opt: Literal["optIn", "optOut"]
 
 

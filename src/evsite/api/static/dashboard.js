@@ -78,7 +78,14 @@ async function start(token) {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/live?token=${encodeURIComponent(ui.token)}`);
+  // The token rides in a subprotocol, never in the URL (URLs land in access logs); the server selects evsite.v1.
+  let socket;
+  try {
+    socket = new WebSocket(`${scheme}://${location.host}/api/v1/live`, ["evsite.v1", `evsite.bearer.${ui.token}`]);
+  } catch (_) { // a pasted token with characters a subprotocol cannot carry is not an evsite token
+    signOut("Your token was not accepted.");
+    return;
+  }
   ui.socket = socket;
   socket.onopen = () => { ui.retry = 0; setLink(true); };
   socket.onmessage = (message) => onState(JSON.parse(message.data));
@@ -193,7 +200,11 @@ function renderChart() {
   if (points.some((p) => p.dr !== null)) legend.push(["dr", `DR limit ${fmt(last.dr, 0)} A`, "dashed"]);
   if (points.some((p) => p.pv !== null)) legend.push(["pv", `PV surplus ${fmt(last.pv, 0)} A`, "dotted"]);
   if (points.some((p) => p.building !== null)) legend.push(["building", `building ${fmt(last.building, 0)} A`, "dotted"]);
-  $("legend").innerHTML = legend.map(([k, text, style]) => `<li><i style="border-top-color:${COLOURS[k]};border-top-style:${style}"></i>${esc(text)}</li>`).join("");
+  $("legend").innerHTML = legend.map(([k, text, style]) => `<li><i data-colour="${COLOURS[k]}" data-dash="${style}"></i>${esc(text)}</li>`).join("");
+  for (const mark of $("legend").querySelectorAll("i[data-colour]")) {
+    mark.style.borderTopColor = mark.dataset.colour; // set through the CSSOM: the CSP refuses inline style attributes
+    mark.style.borderTopStyle = mark.dataset.dash;
+  }
   $("chart-note").textContent = ui.state.source === "control" ? "Numbers from the load manager." : "Numbers derived from meter values (load manager not connected).";
 }
 
@@ -251,13 +262,14 @@ function renderTiles() {
     return `<article class="tile s-${cls}" data-charger="${esc(charger.id)}" aria-label="Charger ${esc(charger.id)}">
       <h3><span>${esc(charger.id)}${charger.connectors.length > 1 ? "/" + c.connector_id : ""}</span><span class="state">${esc(label)}</span></h3>
       <div class="bar" role="img" aria-label="drawn ${fmt(c.drawn_a)} A of ${fmt(offered)} A offered">
-        <div class="drawn" style="width:${Math.min(100, (100 * c.drawn_a) / max)}%"></div>
-        ${offered !== null && offered !== undefined ? `<div class="offered" style="width:${Math.min(100, (100 * offered) / max)}%"></div>` : ""}
+        <div class="drawn" data-width="${Math.min(100, (100 * c.drawn_a) / max)}"></div>
+        ${offered !== null && offered !== undefined ? `<div class="offered" data-width="${Math.min(100, (100 * offered) / max)}"></div>` : ""}
       </div>
       <dl><dt>Offered</dt><dd class="offered-a">${fmt(offered)} A</dd><dt>Drawn</dt><dd class="drawn-a">${fmt(c.drawn_a)} A</dd>
       <dt>Session</dt><dd>${kwh} kWh</dd><dt>Lines</dt><dd>${esc(charger.lines.join("-"))}</dd></dl></article>`;
   }).join("")).join("");
   $("tiles").innerHTML = html;
+  for (const bar of $("tiles").querySelectorAll("[data-width]")) bar.style.width = `${bar.dataset.width}%`;
 }
 
 // ------------------------------------------------------------------ one-line diagram (live)
