@@ -18,6 +18,7 @@ from rich.tree import Tree
 
 from evsite import __version__
 from evsite.site import Site, SiteFileError, load_site
+from evsite.site.topology import ROOT
 
 app = typer.Typer(
     name="evsite",
@@ -153,11 +154,11 @@ def site_tree(site: Site) -> Tree:
     allocation = f", allocation {service.allocation_a:g} A" if service.allocation_a else ""
     root = Tree(
         f"[bold cyan]{site.name}[/]\nservice {service.system.value}, {service.rating_a:g} A{allocation}"
-        f"{_ems_note(site, 'service')}"
+        f"{_ems_note(site, ROOT)}"
     )
-    for panel in site.panels_fed_by("service"):
+    for panel in site.panels_fed_by(ROOT):
         _add_panel(site, root, panel.id)
-    for feeder in site.feeders_from("service"):
+    for feeder in site.feeders_from(ROOT):
         _add_feeder(site, root, feeder.id)
     return root
 

@@ -34,6 +34,7 @@ from evsite.runtime.events import (
     SetpointResult,
     TransactionEvent,
 )
+from evsite.site import topology
 from evsite.site.model import Site
 
 WANTS_ENERGY = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Occupied"}
@@ -115,15 +116,8 @@ class Controller:
 
     def _volts(self) -> np.ndarray:
         system = self.site.service.system
-        out = []
-        for port in self.tree.ports:
-            if len(port.lines) == 3:
-                out.append(math.sqrt(3) * system.line_to_line_v)
-            elif len(port.lines) == 2:
-                out.append(system.line_to_line_v)
-            else:
-                out.append(system.line_to_neutral_v)
-        return np.array(out)
+        lines = [3 if p.three_phase else min(len(p.lines), 2) for p in self.tree.ports]
+        return np.array([topology.watts_per_amp(system, n) for n in lines])
 
     # ------------------------------------------------------------------ observations
 

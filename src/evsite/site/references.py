@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from evsite.site.topology import ROOT
+
 Located = tuple[tuple[str | int, ...], str]
 
 _ID_LISTS = ("panels", "feeders", "circuits", "evse", "ems", "meters", "inverters", "batteries",
              "building_loads", "units")  # fmt: skip
-_SERVICE = "service"
+_SERVICE = ROOT
 
 
 def _items(data: dict[str, Any], key: str) -> Iterator[tuple[int, dict[str, Any]]]:
