@@ -30,6 +30,7 @@ import aiomqtt
 
 from evsite import __version__
 from evsite.bms.state import ChargerState, CommandSink, SiteState, StateSource
+from evsite.errors import InputError
 from evsite.site.model import MqttIntegration, Site
 from evsite.site.topology import J1772_MIN_A, power_kw
 
@@ -42,7 +43,7 @@ TEMPLATES = {
 }
 
 
-class CommandError(ValueError):
+class CommandError(InputError):
     """A command payload that does not pass validation."""
 
 

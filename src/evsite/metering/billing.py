@@ -26,6 +26,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from evsite.errors import InputError
 from evsite.metering.integrity import Reconciliation, Severity, reconcile
 from evsite.metering.registry import MeterRegistry
 from evsite.metering.sessions import Session
@@ -37,7 +38,7 @@ from evsite.site.model import MeterRole, Site, Tariff
 KWH_Q = Decimal("0.001")
 
 
-class BillingError(ValueError):
+class BillingError(InputError):
     """The site or the request cannot be billed (no tariff, bad period)."""
 
 

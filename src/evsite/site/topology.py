@@ -207,14 +207,13 @@ def drawn_lines(evse: Evse, circuit_lines: int) -> int:
 
 
 def watts_per_amp(system: ServiceSystem, lines: int) -> float:
-    """Watts that one ampere on each of `lines` lines delivers: V_LN, V_LL, or 3 × V_LN.
+    """Watts that one ampere on each of `lines` lines delivers: V_LN, V_LL, or √3 × V_LL (balanced 3φ).
 
-    For three lines 3 × V_LN (360 W on 208Y/120) is used rather than √3 × V_LL (360.3 W): the
-    nominal voltages are rounded, and the smaller figure errs the safe way both for a limit in W and
-    for a load converted to A.
+    P = √3 · V_LL · I for a balanced three-phase load; the nominal 3 × V_LN differs from it only by
+    the rounding of the nominal voltages (360 W against 360.3 W per A on 208Y/120 V).
     """
     if lines >= 3:
-        return 3 * system.line_to_neutral_v
+        return math.sqrt(3) * system.line_to_line_v
     if lines == 2:
         return system.line_to_line_v
     return system.line_to_neutral_v
