@@ -8,7 +8,6 @@ the site type, not measurements; real sessions come in through `--sessions FILE`
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -298,35 +297,9 @@ def scale(n_ports: int = 1000, seed: int = 6, hours: float = 1.0) -> Scenario:
     return Scenario(f"scale-{n_ports}", site, sessions, hours * HOUR, step_s=2.0)
 
 
-# The billing engineer's month of sessions registers itself here (see `register_session_source`).
-SESSION_SOURCES: dict[str, Callable[[int], Scenario]] = {}
-
-
-def register_session_source(name: str, build: Callable[[int], Scenario]) -> None:
-    """Let another module (e.g. `evsite.metering`) provide a named scenario such as `multifamily-month`."""
-    SESSION_SOURCES[name] = build
-
-
-def multifamily_month(seed: int = 7) -> Scenario:
-    """A month of sessions across the multifamily units, built by the billing module's generator."""
-    if "multifamily-month" not in SESSION_SOURCES:
-        with contextlib.suppress(ImportError):  # the metering package provides the generator
-            from evsite.metering import register_scenarios
-
-            register_scenarios()
-    build = SESSION_SOURCES.get("multifamily-month")
-    if build is None:
-        raise LookupError(
-            "scenario multifamily-month needs the billing module's session generator: call "
-            "evsite.control.scenarios.register_session_source('multifamily-month', build) from evsite.metering"
-        )
-    return build(seed)
-
-
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "workplace-day": workplace_day,
     "multifamily-overnight": multifamily_overnight,
-    "multifamily-month": multifamily_month,
     "dr-curtailment": dr_curtailment,
     "dr-curtailment-lost": lambda: dr_curtailment(lose_channel=True),
     "pv-surplus": pv_surplus,

@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from evsite.control.scenarios import Scenario, example_site
+from evsite.control.scenarios import Session as Visit
 from evsite.metering.billing import BillingPeriod
 from evsite.metering.tables import SubmeterReading, ensure_tables
 from evsite.site import topology
@@ -362,15 +364,12 @@ def generate_month(site: Site, url: str, month: str = "2026-10", seed: int = DEF
     return asyncio.run(run())
 
 
-def control_scenario(seed: int = DEFAULT_SEED, month: str = "2026-10", site: Site | None = None) -> Any:
+def control_scenario(seed: int = DEFAULT_SEED, month: str = "2026-10", site: Site | None = None) -> Scenario:
     """The same month's visits as a load-manager replay scenario (`evsite replay --scenario multifamily-month`).
 
     Arrivals, energy needs, cars' current limits and id tags are those `write_month` stores for the same
     seed; departures are fixed from the car's own rate (the replayed controller may deliver less).
     """
-    from evsite.control.scenarios import Scenario, example_site
-    from evsite.control.scenarios import Session as Visit
-
     site = site or example_site("multifamily-30")
     period = BillingPeriod.of(month, site.timezone)
     ids = [e.id for e in site.evse]
