@@ -246,10 +246,10 @@ def scale_site(n_ports: int, ports_per_panel: int = 50) -> Site:
     n_panels = max(1, math.ceil(n_ports / ports_per_panel))
     per_panel_a = 0.35 * 32 * ports_per_panel  # each feeder shared at about a third of the connected load
     run = {"size": "3/0 AWG", "length_ft": 100}
-    rating = 4000.0 * max(1, n_ports // 1000)
+    rating = 5000.0 * max(1, n_ports // 1000)  # carries 0.8 × 5000 = 4000 A continuously per 1000 ports
     service: dict[str, Any] = {"system": "480Y/277V", "rating_a": rating}
     if n_ports >= 10:
-        service["allocation_a"] = min(0.3 * 32 * n_ports, rating)  # a third of the connected load
+        service["allocation_a"] = min(0.3 * 32 * n_ports, 0.8 * rating)  # a third of the connected load
     data: dict[str, Any] = {
         "name": f"scale-{n_ports}",
         "service": service,
