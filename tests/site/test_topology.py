@@ -130,8 +130,14 @@ def _nec_limit(site: Site, node: topology.Node) -> float:
         own = 0.8 * next(f.ocpd_a for f in site.feeders if f.id == node.id)  # 215.3
     elif node.kind == "circuit":
         own = 0.8 * site.circuit(node.id).ocpd_a  # 210.19(A)(1), 625.41
-    else:
-        return node.limit_a
+    elif node.kind == "evse":
+        evse = next(e for e in site.evse if e.id == node.id)
+        return min(evse.max_current_a, evse.adjustable_setting_a or math.inf)  # what the EVSE may draw
+    else:  # a connector: its EVSE's limit, lowered by its own rating
+        evse_id, connector = node.id.rsplit("#", 1)
+        evse = next(e for e in site.evse if e.id == evse_id)
+        rating = next(c.max_current_a for c in evse.connectors if c.id == int(connector)) or math.inf
+        return min(evse.max_current_a, evse.adjustable_setting_a or math.inf, rating)
     return min([own, *ems])
 
 
