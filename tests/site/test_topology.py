@@ -274,3 +274,40 @@ def test_conversions_follow_the_textbook_formulas() -> None:
     assert topology.line_current_a(ServiceSystem.SPLIT_PHASE_120_240, 9.6) == 40.0
     assert topology.pilot_limit_a(5.99) == 0.0 and topology.pilot_limit_a(16.05) == 16.0
     assert topology.pilot_limit_a(7.3) == 7.3
+
+
+def test_controller_and_dashboard_put_a_sample_on_the_same_site_lines() -> None:
+    # A 3φ charger on a circuit wired L2-L3-L1: its own L1 is the site's L2 (phase rotation).
+    # A 1φ charger on L3-L1 carries its largest reported current on both lines.
+    from datetime import UTC, datetime
+
+    from evsite.control.controller import Controller
+    from evsite.runtime.events import MeterSample
+
+    site = Site.model_validate(
+        {
+            "name": "rotation",
+            "service": {"system": "208Y/120V", "rating_a": 400},
+            "panels": [{"id": "P", "bus_rating_a": 400}],
+            "circuits": [
+                {"id": "C3", "panel": "P", "ocpd_a": 40, "lines": ["L2", "L3", "L1"], "conductors": BRANCH},
+                {"id": "C1", "panel": "P", "ocpd_a": 40, "lines": ["L3", "L1"], "conductors": BRANCH},
+            ],
+            "evse": [
+                {"id": "T", "circuit": "C3", "max_current_a": 32, "phases": 3},
+                {"id": "S", "circuit": "C1", "max_current_a": 32},
+            ],
+        }
+    )
+    ctrl = Controller(site, build_tree(site))
+    at = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
+    readings = {"T": {"L1": 15.8, "L2": 0.1, "L3": 0.0}, "S": {"L1": 12.0, "L2": -12.5}}
+    for port, (cp, current) in enumerate(readings.items()):
+        ctrl.observe(MeterSample(cp, 1, at, current_a=current), 0.0)
+        evse = next(e for e in site.evse if e.id == cp)
+        lines = tuple(str(x) for x in site.circuit(evse.circuit).lines)
+        shown = api_topology.line_currents(evse, lines, current)
+        controller = {line: float(ctrl.measured[port][topology.LINE_INDEX[line]]) for line in lines}
+        assert shown == controller
+    assert float(ctrl.measured[0][1]) == 15.8  # T's own L1 on site L2
+    assert [float(x) for x in ctrl.measured[1]] == [12.5, 0.0, 12.5]  # S on L3-L1, its largest reading

@@ -181,13 +181,9 @@ class Controller:
         port = self.tree.ports[p]
         per_line = np.zeros(3)
         if sample.current_a:
-            if port.three_phase:
-                for k, name in enumerate(LINES):  # the charger's own L1/L2/L3 → its rotated site lines
-                    if name in sample.current_a:
-                        per_line[port.lines[k]] = abs(sample.current_a[name])
-            else:
-                amps = max(abs(v) for v in sample.current_a.values())
-                per_line[list(port.lines)] = amps
+            lines = tuple(LINES[k] for k in port.lines)  # the charger's own L1/L2/L3 → its rotated site lines
+            for name, amps in topology.rotate(sample.current_a, lines, port.three_phase).items():
+                per_line[topology.LINE_INDEX[name]] = amps
         elif sample.power_w is not None:
             per_line[list(port.lines)] = max(0.0, sample.power_w) / self.needs.volts[p]
         else:

@@ -239,19 +239,24 @@ def power_kw(system: ServiceSystem, amps_per_line: float) -> float:
 # --------------------------------------------------------------------------- phases and pilot
 
 
-def site_line_currents(evse: Evse, circuit_lines: tuple[str, ...], per_phase: dict[str, float]) -> dict[str, float]:
+def rotate(per_phase: dict[str, float], circuit_lines: tuple[str, ...], three_phase: bool) -> dict[str, float]:
     """Map a charger's own per-phase currents onto the site lines its circuit uses.
 
     A 3φ charger's L1/L2/L3 follow the circuit's line order (phase rotation: on a circuit wired
-    L2-L3-L1 its L1 is the site's L2). A 1φ charger between two lines carries the same current on
-    both, the largest it reports.
+    L2-L3-L1 its L1 is the site's L2). A 1φ charger carries the same current on each of its
+    circuit's lines, the largest it reports.
     """
     if not per_phase:
         return {}
-    if evse.phases == 3 and len(circuit_lines) == 3:
+    if three_phase:
         return {site_line: abs(per_phase.get(LINES[i], 0.0)) for i, site_line in enumerate(circuit_lines)}
     amps = max(abs(v) for v in per_phase.values())
     return dict.fromkeys(circuit_lines, amps)
+
+
+def site_line_currents(evse: Evse, circuit_lines: tuple[str, ...], per_phase: dict[str, float]) -> dict[str, float]:
+    """`rotate` for an EVSE on its circuit: three-phase only for a 3φ EVSE on a 3-line circuit."""
+    return rotate(per_phase, circuit_lines, drawn_lines(evse, len(circuit_lines)) == 3)
 
 
 def floor_step(value: float) -> float:
