@@ -143,13 +143,13 @@ def build_tree(site: Site) -> ConstraintTree:
         for name in node.lines:
             row[LINE_INDEX[name]] = node.limit_a
         limits.append(row)
-        if node.kind == "connector":
+        if node.connector is not None:
             evse = evse_by_id[ids[parents[-1]]]
             port_lines = tuple(LINE_INDEX[ln] for ln in node.lines)
             ports.append(
                 Port(
                     charge_point_id=evse.id,
-                    connector_id=int(node.id.rsplit("#", 1)[1]),
+                    connector_id=node.connector,
                     node=index[node.id],
                     lines=port_lines,
                     max_a=node.limit_a,

@@ -63,6 +63,7 @@ class Node:
     lines: tuple[str, ...]
     limit_a: float
     label: str
+    connector: int | None = None  # the OCPP connector id, on connector nodes
 
 
 def continuous_a(ocpd_a: float) -> float:
@@ -151,9 +152,8 @@ def nodes(site: Site) -> list[Node]:
             out.append(Node(evse.id, "evse", circuit.id, c_lines, e_max, evse.id))
             for conn in evse.connectors:
                 c_max = min(e_max, conn.max_current_a or e_max)
-                out.append(
-                    Node(connector_id(evse.id, conn.id), "connector", evse.id, c_lines, c_max, f"{evse.id} #{conn.id}")
-                )
+                node_id = connector_id(evse.id, conn.id)
+                out.append(Node(node_id, "connector", evse.id, c_lines, c_max, f"{evse.id} #{conn.id}", conn.id))
 
     for panel_id in panels_by_source.get(ROOT, []):
         add_panel(panel_id, top)
