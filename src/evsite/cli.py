@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.tree import Tree
 
 from evsite import __version__
+from evsite.console import console, print_problems
 from evsite.site import Site, SiteFileError, load_site
+from evsite.site.topology import ROOT
 
 app = typer.Typer(
     name="evsite",
@@ -26,28 +27,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 SiteArg = Annotated[Path, typer.Argument(help="Site file (YAML).", show_default=False)]
-
-
-def load_or_exit(path: Path) -> Site:
-    """Load a site file or print every problem (file:line:column) and exit with status 2."""
-    try:
-        return load_site(path)
-    except SiteFileError as exc:
-        print_problems(exc, path)
-        raise typer.Exit(2) from None
-
-
-def print_problems(exc: SiteFileError, path: Path) -> None:
-    """One unwrapped `file:line:column: message` line per problem, so editors can jump to it."""
-    for problem in exc.problems:
-        err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
-    count = len(exc.problems)
-    summary = f"{count} problem{'s' if count != 1 else ''} in {path}"
-    err_console.print(summary, style="bold red", markup=False, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -154,11 +135,11 @@ def site_tree(site: Site) -> Tree:
     allocation = f", allocation {service.allocation_a:g} A" if service.allocation_a else ""
     root = Tree(
         f"[bold cyan]{site.name}[/]\nservice {service.system.value}, {service.rating_a:g} A{allocation}"
-        f"{_ems_note(site, 'service')}"
+        f"{_ems_note(site, ROOT)}"
     )
-    for panel in site.panels_fed_by("service"):
+    for panel in site.panels_fed_by(ROOT):
         _add_panel(site, root, panel.id)
-    for feeder in site.feeders_from("service"):
+    for feeder in site.feeders_from(ROOT):
         _add_feeder(site, root, feeder.id)
     return root
 
@@ -197,6 +178,10 @@ _COMMAND_MODULES: tuple[str, ...] = (
 def _register_commands() -> None:
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(app)
+    from evsite.grid.commands import register_simulators
+    from evsite.sim.commands import sim_app
+
+    register_simulators(sim_app)  # the Modbus and OpenADR simulators live with their protocols
 
 
 _register_commands()

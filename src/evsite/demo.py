@@ -29,6 +29,7 @@ from evsite.api.runtime import SiteRuntime
 from evsite.runtime.events import EventBus, SiteSignal
 from evsite.runtime.stack import RunningSite, StackOptions, running_site
 from evsite.site.model import ModbusEndpoint, Site
+from evsite.site.topology import ROOT
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class Demo:
     def ev_line_currents(self) -> list[float]:
         """Measured EV current per line at the service (what a DR cap limits)."""
         assert self.runtime is not None and self.runtime.control is not None
-        return [r.measured_a for r in self.runtime.control.node_lines() if r.node == "service"]
+        return [r.measured_a for r in self.runtime.control.node_lines() if r.node == ROOT]
 
     def summary(self) -> DemoSummary:
         assert self.runtime is not None and self.live is not None

@@ -103,8 +103,11 @@ async def test_bad_input_is_a_422_problem_naming_the_field(api: RunningApi) -> N
         assert body["type"] == "https://evsite.dev/problems/validation"
         assert any(e["name"] == "body.limit_a" for e in body["errors"])  # type: ignore[attr-defined]
         assert_problem(await operator.put("/api/v1/load/limit", content=b"{not json"), 422)
-        too_high = assert_problem(await operator.put("/api/v1/load/limit", json={"limit_a": 500}), 422)
-        assert "200 A" in str(too_high["detail"])  # the workplace allocation
+        too_high = assert_problem(await operator.put("/api/v1/load/limit", json={"limit_a": 1300}), 422)
+        assert "1280 A" in str(too_high["detail"])  # 80 % of the workplace's 1600 A service
+        over_allocation = {"limit_a": 500, "node": "allocation"}
+        too_high = assert_problem(await operator.put("/api/v1/load/limit", json=over_allocation), 422)
+        assert "200 A" in str(too_high["detail"])  # the workplace's EV allocation
         assert_problem(await operator.put("/api/v1/load/limit", json={"limit_a": 50, "node": "nowhere"}), 422)
         past = {"limit_a": 50, "until": "2000-01-01T00:00:00Z"}
         assert_problem(await operator.put("/api/v1/load/limit", json=past), 422)
@@ -150,7 +153,9 @@ async def test_state_places_charger_current_on_its_circuit_lines_and_up_the_tree
     assert nodes["C-01"]["L1"]["measured_a"] == 16 and nodes["C-01"]["L2"]["measured_a"] == 16
     assert nodes["C-01"]["L1"]["limit_a"] == 48  # 80 % of the 60 A breaker
     assert [nodes["service"][x]["measured_a"] for x in ("L1", "L2", "L3")] == [16, 26, 10]
-    assert nodes["service"]["L1"]["limit_a"] == 200
+    assert nodes["service"]["L1"]["limit_a"] == 1280  # 80 % of the 1600 A service
+    assert nodes["allocation"]["L1"]["limit_a"] == 200  # the EV allocation, its own node as in the load manager
+    assert nodes["allocation"]["L2"]["measured_a"] == 26
     assert nodes["F-EV"]["L2"]["limit_a"] == 160  # the EMS setpoint caps the feeder
     assert state["chargers_connected"] == 2 and state["connectors_charging"] == 2
     wp01 = next(c for c in chargers if c["id"] == "WP-01")
@@ -279,5 +284,5 @@ async def test_metrics_in_prometheus_text_format(api: RunningApi) -> None:
     assert "evsite_chargers_connected 1" in lines
     assert "# TYPE evsite_node_headroom_amperes gauge" in lines
     assert 'evsite_node_measured_amperes{node="C-08",line="L2"} 30' in lines  # C-08 is L2-L3
-    assert 'evsite_node_headroom_amperes{node="service",line="L1"} 200' in lines
+    assert 'evsite_node_headroom_amperes{node="allocation",line="L1"} 200' in lines
     assert "evsite_dr_active 0" in lines

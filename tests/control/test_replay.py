@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -114,13 +113,14 @@ def test_cli_replay_json_and_errors(tmp_path: Path) -> None:
     assert json.loads(ok.stdout)["sessions_fully_served"] == 1
 
 
-def test_multifamily_month_hook(monkeypatch: pytest.MonkeyPatch) -> None:
-    from evsite.control import scenarios
+def test_the_multifamily_month_is_a_named_scenario_without_an_import_cycle() -> None:
+    from evsite.metering.month import control_scenario
+    from evsite.sim import scenarios
 
-    monkeypatch.setattr(scenarios, "SESSION_SOURCES", {})
-    monkeypatch.setitem(sys.modules, "evsite.metering", None)  # as if billing had not registered yet
-    with pytest.raises(LookupError, match="register_session_source"):
-        get_scenario("multifamily-month")
-    built = Scenario("m", example_site("multifamily-30"), [], 3600.0)
-    scenarios.register_session_source("multifamily-month", lambda seed: built)
-    assert get_scenario("multifamily-month") is built
+    month = scenarios.get_scenario("multifamily-month")
+    assert len(month.sessions) == len(control_scenario().sessions) > 100  # the billing generator's visits
+    assert scenarios.get_scenario("workplace-day").name == get_scenario("workplace-day").name
+    with pytest.raises(KeyError, match="multifamily-month"):
+        scenarios.get_scenario("nowhere")  # the message lists every name, the month included
+    with pytest.raises(KeyError):
+        get_scenario("multifamily-month")  # the load manager alone does not know the billing generator

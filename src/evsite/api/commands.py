@@ -37,7 +37,7 @@ def demo(
 
     from rich.console import Console
 
-    from evsite.cli import load_or_exit
+    from evsite.console import load_or_exit
     from evsite.demo import DemoOptions, final_table, ready_text, run, tick_printer
 
     path = Path(site)

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from evsite.errors import EvsiteError
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -33,7 +35,7 @@ class Problem(BaseModel):
     errors: list[InvalidParam] | None = None
 
 
-class ApiProblem(Exception):
+class ApiProblem(EvsiteError):
     """Raise from a route to answer with a problem document."""
 
     def __init__(self, status: int, title: str, detail: str | None = None, kind: str | None = None) -> None:

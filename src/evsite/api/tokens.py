@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from evsite.api.runtime import SessionFactory
+from evsite.errors import InputError
 from evsite.store.base import Base
 
 TOKEN_PREFIX = "evs_"
@@ -78,7 +79,7 @@ class Principal:
     role: Role
 
 
-class TokenNameTaken(Exception):
+class TokenNameTaken(InputError):
     pass
 
 

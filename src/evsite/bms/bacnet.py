@@ -29,6 +29,7 @@ from typing import Any
 
 from evsite.bms.state import CommandSink, SiteState, StateSource
 from evsite.site.model import BacnetIntegration, Site
+from evsite.site.topology import power_kw
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,10 @@ VENDOR_ID = 999  # ASHRAE's "unassigned/test" vendor id until evsite registers o
 
 
 def ev_capacity_kw(site: Site) -> float:
-    system = site.service.system
-    factor = 3**0.5 if system.is_three_phase else 1.0
     amps = site.service.limit_a
     if site.ems:
         amps = min(amps, sum(e.setpoint_a for e in site.ems))
-    return round(amps * system.line_to_line_v * factor / 1000.0, 1)
+    return round(power_kw(site.service.system, amps), 1)
 
 
 class BacnetDevice:

@@ -30,11 +30,12 @@ import aiomqtt
 
 from evsite import __version__
 from evsite.bms.state import ChargerState, CommandSink, SiteState, StateSource
+from evsite.errors import InputError
 from evsite.site.model import MqttIntegration, Site
+from evsite.site.topology import J1772_MIN_A, power_kw
 
 log = logging.getLogger(__name__)
 
-J1772_MIN_A = 6.0
 MAX_PAYLOAD = 64
 TEMPLATES = {
     "binary_sensor": "{{{{ 'ON' if value_json.{f} else 'OFF' }}}}",
@@ -42,7 +43,7 @@ TEMPLATES = {
 }
 
 
-class CommandError(ValueError):
+class CommandError(InputError):
     """A command payload that does not pass validation."""
 
 
@@ -90,9 +91,7 @@ class MqttBridge:
         self.site_id = slug(site_id or site.name)
         self.base = f"{settings.topic_prefix}/{self.site_id}"
         self.reconnect_s = reconnect_s
-        self.max_site_kw = site.service.limit_a * site.service.system.line_to_line_v / 1000.0
-        if site.service.system.is_three_phase:
-            self.max_site_kw *= math.sqrt(3)
+        self.max_site_kw = power_kw(site.service.system, site.service.limit_a)
         self.rejected = 0
         self.client: aiomqtt.Client | None = None
         self.ready = asyncio.Event()  # set while connected and subscribed to the command topics

@@ -10,15 +10,15 @@ The bridges depend on two small interfaces instead of the load manager itself:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from evsite.runtime.events import EventBus, SiteSignal
 from evsite.site.model import Site
+from evsite.site.topology import ROOT, line_current_a
 
-SITE_NODE = "service"
+SITE_NODE = ROOT
 """Node the site-wide EV limit applies to (the load manager subtracts building load below it)."""
 
 
@@ -62,9 +62,7 @@ class CommandSink(Protocol):
 
 def line_amps(site: Site, kw: float) -> float:
     """Current per line of a balanced `kw` load on the site's service."""
-    system = site.service.system
-    factor = math.sqrt(3) if system.is_three_phase else 1.0
-    return kw * 1000.0 / (factor * system.line_to_line_v)
+    return line_current_a(site.service.system, kw)
 
 
 class BusCommands:

@@ -35,8 +35,8 @@ def check(
 
     Exit status: 0 when nothing fails, 1 when any finding fails, 2 when the site file is invalid.
     """
-    from evsite.cli import load_or_exit
     from evsite.code.check import cyclic_gc_paused
+    from evsite.console import load_or_exit
 
     with cyclic_gc_paused():
         failed = _run(load_or_exit(site_file), format, out, verbose)

@@ -30,10 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evsite.control.tree import ConstraintTree
+from evsite.site.topology import J1772_MIN_A, STEP_TOLERANCE, STEPS_PER_A
 
-J1772_MIN_A = 6.0
-STEP_A = 0.1
-_FLOAT_TOL = 1e-9  # float noise only: values within 1e-10 A of a 0.1 A step count as on it
 _EPS = 1e-9
 
 
@@ -85,7 +83,7 @@ class Demand:
 
 def floor_step(values: np.ndarray) -> np.ndarray:
     """Round down to the 0.1 A granularity of OCPP limits (never up)."""
-    return np.floor(values * 10.0 + _FLOAT_TOL) / 10.0
+    return np.floor(values * STEPS_PER_A + STEP_TOLERANCE) / STEPS_PER_A
 
 
 def port_upper(tree: ConstraintTree, demand: Demand) -> np.ndarray:

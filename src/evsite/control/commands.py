@@ -44,10 +44,11 @@ def replay(
     from rich.progress import Progress
     from rich.table import Table
 
-    from evsite.cli import load_or_exit
+    from evsite.console import load_or_exit
     from evsite.control.baselines import get_policy
     from evsite.control.replay import Replay
-    from evsite.control.scenarios import Scenario, get_scenario, load_sessions
+    from evsite.control.scenarios import Scenario, load_sessions
+    from evsite.sim.scenarios import get_scenario
 
     err = Console(stderr=True)
     if (scenario is None) == (sessions is None):

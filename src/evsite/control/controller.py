@@ -36,6 +36,7 @@ from evsite.runtime.events import (
     SetpointResult,
     TransactionEvent,
 )
+from evsite.site import topology
 from evsite.site.model import Site
 
 WANTS_ENERGY = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Occupied"}
@@ -127,15 +128,8 @@ class Controller:
 
     def _volts(self) -> np.ndarray:
         system = self.site.service.system
-        out = []
-        for port in self.tree.ports:
-            if len(port.lines) == 3:
-                out.append(math.sqrt(3) * system.line_to_line_v)
-            elif len(port.lines) == 2:
-                out.append(system.line_to_line_v)
-            else:
-                out.append(system.line_to_neutral_v)
-        return np.array(out)
+        lines = [3 if p.three_phase else min(len(p.lines), 2) for p in self.tree.ports]
+        return np.array([topology.watts_per_amp(system, n) for n in lines])
 
     # ------------------------------------------------------------------ observations
 
@@ -210,13 +204,9 @@ class Controller:
         port = self.tree.ports[p]
         per_line = np.zeros(3)
         if sample.current_a:
-            if port.three_phase:
-                for k, name in enumerate(LINES):  # the charger's own L1/L2/L3 → its rotated site lines
-                    if name in sample.current_a:
-                        per_line[port.lines[k]] = abs(sample.current_a[name])
-            else:
-                amps = max(abs(v) for v in sample.current_a.values())
-                per_line[list(port.lines)] = amps
+            lines = tuple(LINES[k] for k in port.lines)  # the charger's own L1/L2/L3 → its rotated site lines
+            for name, amps in topology.rotate(sample.current_a, lines, port.three_phase).items():
+                per_line[topology.LINE_INDEX[name]] = amps
         elif sample.power_w is not None:
             per_line[list(port.lines)] = max(0.0, sample.power_w) / self.needs.volts[p]
         else:

@@ -8,21 +8,12 @@ Recompute whenever the site changes; the values depend on nothing live.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from evsite.control.allocate import J1772_MIN_A, floor_step
+from evsite.control.allocate import floor_step
 from evsite.control.tree import ConstraintTree, build_tree
 from evsite.site.model import BuildingLoad, Site
-
-
-def line_current_a(site: Site, power_kw: float) -> float:
-    """Current per line of a balanced load of `power_kw` on the site's service."""
-    system = site.service.system
-    if system.is_three_phase:
-        return power_kw * 1000.0 / (math.sqrt(3) * system.line_to_line_v)
-    return power_kw * 1000.0 / system.line_to_line_v
+from evsite.site.topology import J1772_MIN_A, line_current_a
 
 
 def building_node(site: Site, load: BuildingLoad) -> str:
@@ -44,7 +35,7 @@ def design_building_limits(site: Site, tree: ConstraintTree) -> np.ndarray:
     """Design limits minus each building load's design peak where it is connected."""
     limits = tree.limits.copy()
     for load in site.building_loads:
-        subtract_upstream(tree, limits, load.panel, line_current_a(site, load.peak_kw))
+        subtract_upstream(tree, limits, load.panel, line_current_a(site.service.system, load.peak_kw))
     return np.maximum(limits, 0.0)
 
 

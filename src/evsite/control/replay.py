@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from evsite.control.allocate import J1772_MIN_A
 from evsite.control.baselines import get_policy
 from evsite.control.controller import Controller, ControllerSettings
 from evsite.control.scenarios import Scenario, Session
@@ -32,6 +31,7 @@ from evsite.control.signals import SiteLimits, price_series
 from evsite.control.tree import LINES, build_tree
 from evsite.runtime.events import ConnectorStatus, SiteSignal, TransactionEvent
 from evsite.site.model import PvCharging
+from evsite.site.topology import J1772_MIN_A, UPSTREAM_KINDS
 
 PILOT_UPDATE_S = 5.0
 EXCURSION_S = 15.0
@@ -142,7 +142,7 @@ class Replay:
         t_comply: list[float] = []
         dr_pending: list[float] = []
         prices = price_series(self.site.tariff, sc.start, 900.0, int(sc.duration_s // 900) + 2, self.site.timezone)
-        upstream = np.array([k in ("service", "allocation", "panel", "feeder") for k in tree.kinds])
+        upstream = np.array([k in UPSTREAM_KINDS for k in tree.kinds])
         next_cycle = 0.0
         next_signal = 0.0
         next_sample = 0.0

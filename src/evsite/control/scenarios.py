@@ -8,7 +8,6 @@ the site type, not measurements; real sessions come in through `--sessions FILE`
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -247,10 +246,10 @@ def scale_site(n_ports: int, ports_per_panel: int = 50) -> Site:
     n_panels = max(1, math.ceil(n_ports / ports_per_panel))
     per_panel_a = 0.35 * 32 * ports_per_panel  # each feeder shared at about a third of the connected load
     run = {"size": "3/0 AWG", "length_ft": 100}
-    rating = 4000.0 * max(1, n_ports // 1000)
+    rating = 5000.0 * max(1, n_ports // 1000)  # carries 0.8 × 5000 = 4000 A continuously per 1000 ports
     service: dict[str, Any] = {"system": "480Y/277V", "rating_a": rating}
     if n_ports >= 10:
-        service["allocation_a"] = min(0.3 * 32 * n_ports, rating)  # a third of the connected load
+        service["allocation_a"] = min(0.3 * 32 * n_ports, 0.8 * rating)  # a third of the connected load
     data: dict[str, Any] = {
         "name": f"scale-{n_ports}",
         "service": service,
@@ -298,35 +297,9 @@ def scale(n_ports: int = 1000, seed: int = 6, hours: float = 1.0) -> Scenario:
     return Scenario(f"scale-{n_ports}", site, sessions, hours * HOUR, step_s=2.0)
 
 
-# The billing engineer's month of sessions registers itself here (see `register_session_source`).
-SESSION_SOURCES: dict[str, Callable[[int], Scenario]] = {}
-
-
-def register_session_source(name: str, build: Callable[[int], Scenario]) -> None:
-    """Let another module (e.g. `evsite.metering`) provide a named scenario such as `multifamily-month`."""
-    SESSION_SOURCES[name] = build
-
-
-def multifamily_month(seed: int = 7) -> Scenario:
-    """A month of sessions across the multifamily units, built by the billing module's generator."""
-    if "multifamily-month" not in SESSION_SOURCES:
-        with contextlib.suppress(ImportError):  # the metering package provides the generator
-            from evsite.metering import register_scenarios
-
-            register_scenarios()
-    build = SESSION_SOURCES.get("multifamily-month")
-    if build is None:
-        raise LookupError(
-            "scenario multifamily-month needs the billing module's session generator: call "
-            "evsite.control.scenarios.register_session_source('multifamily-month', build) from evsite.metering"
-        )
-    return build(seed)
-
-
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "workplace-day": workplace_day,
     "multifamily-overnight": multifamily_overnight,
-    "multifamily-month": multifamily_month,
     "dr-curtailment": dr_curtailment,
     "dr-curtailment-lost": lambda: dr_curtailment(lose_channel=True),
     "pv-surplus": pv_surplus,

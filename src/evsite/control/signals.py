@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from evsite.control.allocate import J1772_MIN_A
-from evsite.control.failsafe import building_node, line_current_a, subtract_upstream
+from evsite.control.failsafe import building_node, subtract_upstream
 from evsite.control.tree import LINE_INDEX, ConstraintTree
 from evsite.runtime.events import SiteSignal
 from evsite.site.model import WEEKDAYS, PvCharging, Site, Tariff
+from evsite.site.topology import J1772_MIN_A, line_current_a
 
 STALE_AFTER_S = 30.0
 """A building reading older than this counts as lost (meters are polled every few seconds)."""
@@ -76,7 +76,7 @@ class SiteLimits:
         # measures (where the live readings will arrive) or else on its panel.
         for load in self.site.building_loads:
             node = building_node(self.site, load)
-            amps = line_current_a(self.site, load.peak_kw)
+            amps = line_current_a(self.site.service.system, load.peak_kw)
             self.building_max[node] = self.building_max.get(node, np.zeros(3)) + amps
 
     def update(self, signal: SiteSignal) -> None:

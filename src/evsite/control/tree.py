@@ -17,15 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evsite.site.model import Circuit, Evse, Site
-
-LINES = ("L1", "L2", "L3")
-LINE_INDEX = {name: i for i, name in enumerate(LINES)}
-CONTINUOUS_FRACTION = 0.8
-"""An OCPD may carry 80 % of its rating continuously (NEC 210.19(A), 215.3, 625.41: EV load is continuous)."""
-
-ROOT = "service"
-ALLOCATION = "allocation"
+from evsite.site import topology
+from evsite.site.model import Site
+from evsite.site.topology import ALLOCATION as ALLOCATION
+from evsite.site.topology import LINE_INDEX as LINE_INDEX
+from evsite.site.topology import LINES as LINES
+from evsite.site.topology import ROOT as ROOT
+from evsite.site.topology import evse_limit as evse_limit
 
 
 @dataclass(frozen=True)
@@ -127,95 +125,41 @@ class ConstraintTree:
         return [p for p in range(self.n_ports) if node in self.ancestors[p]]
 
 
-class _Builder:
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        self.kinds: list[str] = []
-        self.parents: list[int] = []
-        self.limits: list[list[float]] = []
-        self.ports: list[Port] = []
-
-    def add(self, node_id: str, kind: str, parent: int, limit: float, lines: tuple[str, ...] = LINES) -> int:
-        row = [np.inf, np.inf, np.inf]
-        for name in lines:
-            row[LINE_INDEX[name]] = limit
-        self.ids.append(node_id)
-        self.kinds.append(kind)
-        self.parents.append(parent)
-        self.limits.append(row)
-        return len(self.ids) - 1
-
-
-def _cap(site: Site, node_id: str, limit: float) -> float:
-    """An EMS setpoint on a node is a hard cap on it (NEC 625.42(A), 750.30)."""
-    return min([limit, *(e.setpoint_a for e in site.ems_for(node_id))])
-
-
-def evse_limit(evse: Evse) -> float:
-    """The most an EVSE may draw: its nameplate, or its adjusted setting when one is set."""
-    return min(evse.max_current_a, evse.adjustable_setting_a or evse.max_current_a)
-
-
 def build_tree(site: Site) -> ConstraintTree:
-    """Build the constraint tree of a validated site (references are already checked by the loader)."""
-    b = _Builder()
-    evse_by_circuit: dict[str, list[Evse]] = {}
-    for evse in site.evse:  # one pass: per-circuit scans made 10,000 ports take seconds
-        evse_by_circuit.setdefault(evse.circuit, []).append(evse)
-    service = site.service
-    service_lines = service.system.lines
-    root = b.add(ROOT, "service", -1, _cap(site, ROOT, service.rating_a), service_lines)
-    top = root
-    if service.allocation_a is not None:
-        top = b.add(ALLOCATION, "allocation", root, service.allocation_a, service_lines)
-
-    def add_panel(panel_id: str, parent: int) -> None:
-        panel = site.panel(panel_id)
-        limit = panel.bus_rating_a
-        if panel.main_ocpd_a is not None:
-            limit = min(limit, CONTINUOUS_FRACTION * panel.main_ocpd_a)
-        node = b.add(panel.id, "panel", parent, _cap(site, panel.id, limit), service_lines)
-        for circuit in site.circuits_in(panel.id):
-            add_circuit(circuit, node)
-        for feeder in site.feeders_from(panel.id):
-            add_feeder(feeder.id, node)
-
-    def add_feeder(feeder_id: str, parent: int) -> None:
-        feeder = next(f for f in site.feeders if f.id == feeder_id)
-        limit = _cap(site, feeder.id, CONTINUOUS_FRACTION * feeder.ocpd_a)
-        node = b.add(feeder.id, "feeder", parent, limit, service_lines)
-        for panel in site.panels_fed_by(feeder.id):
-            add_panel(panel.id, node)
-
-    def add_circuit(circuit: Circuit, parent: int) -> None:
-        lines = tuple(line.value for line in circuit.lines)
-        limit = _cap(site, circuit.id, CONTINUOUS_FRACTION * circuit.ocpd_a)
-        node = b.add(circuit.id, "circuit", parent, limit, lines)
-        for evse in evse_by_circuit.get(circuit.id, []):
-            e_max = evse_limit(evse)
-            e_node = b.add(evse.id, "evse", node, e_max, lines)
-            for conn in evse.connectors:
-                c_max = min(e_max, conn.max_current_a or e_max)
-                c_node = b.add(f"{evse.id}#{conn.id}", "connector", e_node, c_max, lines)
-                b.ports.append(
-                    Port(
-                        charge_point_id=evse.id,
-                        connector_id=conn.id,
-                        node=c_node,
-                        lines=tuple(LINE_INDEX[ln] for ln in lines),
-                        max_a=c_max,
-                        three_phase=evse.phases == 3 and len(lines) == 3,
-                    )
+    """Build the constraint tree of a validated site from the one node tree (`evsite.site.topology`)."""
+    evse_by_id = {e.id: e for e in site.evse}
+    ids: list[str] = []
+    kinds: list[str] = []
+    parents: list[int] = []
+    limits: list[list[float]] = []
+    ports: list[Port] = []
+    index: dict[str, int] = {}
+    for node in topology.nodes(site):
+        index[node.id] = len(ids)
+        ids.append(node.id)
+        kinds.append(node.kind)
+        parents.append(-1 if node.parent is None else index[node.parent])
+        row = [np.inf, np.inf, np.inf]
+        for name in node.lines:
+            row[LINE_INDEX[name]] = node.limit_a
+        limits.append(row)
+        if node.connector is not None:
+            evse = evse_by_id[ids[parents[-1]]]
+            port_lines = tuple(LINE_INDEX[ln] for ln in node.lines)
+            ports.append(
+                Port(
+                    charge_point_id=evse.id,
+                    connector_id=node.connector,
+                    node=index[node.id],
+                    lines=port_lines,
+                    max_a=node.limit_a,
+                    three_phase=topology.drawn_lines(evse, len(port_lines)) == 3,
                 )
-
-    for panel in site.panels_fed_by(ROOT):
-        add_panel(panel.id, top)
-    for feeder in site.feeders_from(ROOT):
-        add_feeder(feeder.id, top)
+            )
     return ConstraintTree(
-        node_ids=b.ids,
-        kinds=b.kinds,
-        parents=np.asarray(b.parents, dtype=np.int64),
-        limits=np.asarray(b.limits, dtype=float),
-        ports=b.ports,
+        node_ids=ids,
+        kinds=kinds,
+        parents=np.asarray(parents, dtype=np.int64),
+        limits=np.asarray(limits, dtype=float),
+        ports=ports,
     )

@@ -32,7 +32,7 @@ def sim_modbus(
     state = SimState(pv_rating_w=pv_kw * 1000, profile=profile, start_hour=start_hour, speed=speed)  # type: ignore[arg-type]
     meters: tuple[int, ...] = (2,)
     if site is not None:
-        from evsite.cli import load_or_exit
+        from evsite.console import load_or_exit
 
         loaded = load_or_exit(site)
         system = loaded.service.system
@@ -72,7 +72,7 @@ def sim_vtn(
     from evsite.grid.sim_vtn import next_local, serve
 
     if site is not None:
-        from evsite.cli import load_or_exit
+        from evsite.console import load_or_exit
 
         loaded = load_or_exit(site)
         if loaded.demand_response is None:
@@ -136,9 +136,9 @@ def grid_read(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(grid_app, name="grid")
-    try:
-        from evsite.sim.commands import sim_app
-    except ImportError:  # the simulator sub-app is not installed: only `evsite grid` is available
-        return
+
+
+def register_simulators(sim_app: typer.Typer) -> None:
+    """`evsite sim modbus` and `evsite sim vtn`: the device simulators join the simulator's command group."""
     sim_app.command("modbus")(sim_modbus)
     sim_app.command("vtn")(sim_vtn)

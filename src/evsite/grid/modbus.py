@@ -29,6 +29,7 @@ from typing import Literal
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from evsite import errors
 from evsite.grid import sunspec
 from evsite.grid.regmap import RegisterMap, load_map
 from evsite.grid.sunspec import CommonInfo, Measurement, ModelHeader
@@ -38,7 +39,7 @@ from evsite.site.model import ModbusEndpoint, Site
 log = logging.getLogger(__name__)
 
 
-class DeviceError(Exception):
+class DeviceError(errors.DeviceError):
     """The device did not answer, answered with an exception, or sent registers that make no sense."""
 
 

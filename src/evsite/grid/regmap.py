@@ -17,6 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evsite.errors import ConfigurationError
 from evsite.grid.sunspec import MAX_READ, Measurement, ReadRegisters
 
 PointType = Literal["int16", "uint16", "int32", "uint32", "float32"]
@@ -25,7 +26,7 @@ POINT_NAMES = ("power_w", "frequency_hz", "energy_import_wh", "energy_export_wh"
 LINE_GROUPS = ("current_a", "voltage_v", "line_power_w")
 
 
-class MapError(Exception):
+class MapError(ConfigurationError):
     """A register map file is missing or invalid."""
 
 

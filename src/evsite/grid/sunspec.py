@@ -15,6 +15,8 @@ import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from evsite.errors import DeviceError
+
 SUNS = (0x5375, 0x6E53)
 """'SunS' marker at the base address."""
 BASE_ADDRESSES = (40000, 0, 50000)
@@ -42,11 +44,11 @@ INVERTER_STATES = {
 DER_STATES = {0: "off", 1: "on"}
 
 
-class SunSpecError(Exception):
+class SunSpecError(DeviceError):
     """The device does not present a usable SunSpec register map."""
 
 
-class RegistersRefused(Exception):
+class RegistersRefused(DeviceError):
     """The device answered a read with a Modbus exception (e.g. illegal data address)."""
 
 

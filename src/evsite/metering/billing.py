@@ -26,17 +26,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from evsite.errors import InputError
 from evsite.metering.integrity import Reconciliation, Severity, reconcile
 from evsite.metering.registry import MeterRegistry
 from evsite.metering.sessions import Session
 from evsite.metering.tariffs import WH_PER_KWH, RateSchedule, allocate, apportion_wh, round_money, shown_amounts
 from evsite.metering.tenants import SharedTag, TenantDirectory, UnknownTag
+from evsite.site import topology
 from evsite.site.model import MeterRole, Site, Tariff
 
 KWH_Q = Decimal("0.001")
 
 
-class BillingError(ValueError):
+class BillingError(InputError):
     """The site or the request cannot be billed (no tariff, bad period)."""
 
 
@@ -655,37 +657,9 @@ def _max_power_w(site: Site, evse_id: str) -> float:
     evse = next(e for e in site.evse if e.id == evse_id)
     if evse.power_kw:
         return evse.power_kw * 1000
-    circuit = next((c for c in site.circuits if c.id == evse.circuit), None)
-    volts = (
-        site.service.system.line_to_line_v
-        if circuit is None or len(circuit.lines) > 1
-        else site.service.system.line_to_neutral_v
-    )
-    phases = 3**0.5 if evse.phases == 3 else 1.0
-    return evse.max_current_a * volts * phases
+    return evse.max_current_a * topology.evse_watts_per_amp(site, evse)
 
 
 def _evse_under(site: Site, node: str) -> set[str]:
     """EVSE ids downstream of a node (service, panel, feeder or circuit)."""
-    out = set()
-    for evse in site.evse:
-        path = {evse.id, evse.circuit}
-        circuit = next((c for c in site.circuits if c.id == evse.circuit), None)
-        panel_id = circuit.panel if circuit else None
-        for _ in range(20):  # walk up panels and feeders; bounded in case of a cycle
-            if panel_id is None:
-                break
-            path.add(panel_id)
-            panel = next((p for p in site.panels if p.id == panel_id), None)
-            if panel is None:
-                break
-            path.add(panel.fed_by)
-            if panel.fed_by == "service":
-                break
-            feeder = next((f for f in site.feeders if f.id == panel.fed_by), None)
-            panel_id = feeder.from_panel if feeder and feeder.from_panel != "service" else None
-            if feeder and feeder.from_panel == "service":
-                path.add("service")
-        if node in path:
-            out.add(evse.id)
-    return out
+    return topology.evse_under(site, node)

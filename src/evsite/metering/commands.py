@@ -54,7 +54,7 @@ def bill(
     ] = None,
 ) -> None:
     """Bill a month: per-unit statements (HTML, CSV), a site summary, JSON; re-runs of closed months are checked."""
-    from evsite.cli import load_or_exit
+    from evsite.console import load_or_exit
     from evsite.metering.billing import BillingError
     from evsite.metering.statements import to_json, write_all
     from evsite.metering.tariffs import TariffError
@@ -149,7 +149,7 @@ def adjust(
     db: DbOpt = None,
 ) -> None:
     """Post an adjustment: a new line on an open month's statement (closed statements never change)."""
-    from evsite.cli import load_or_exit
+    from evsite.console import load_or_exit
     from evsite.metering.billing import Adjustment, BillingError, BillingPeriod
 
     site = load_or_exit(site_path)
@@ -195,7 +195,7 @@ def export(
     """Export every stored reading (OCPP samples and submeter registers) as CSV, values verbatim."""
     from zoneinfo import ZoneInfo
 
-    from evsite.cli import load_or_exit
+    from evsite.console import load_or_exit
     from evsite.metering.repository import export_readings
     from evsite.store.db import create_engine
 

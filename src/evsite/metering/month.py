@@ -29,8 +29,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from evsite.control.scenarios import Scenario, example_site
+from evsite.control.scenarios import Session as Visit
 from evsite.metering.billing import BillingPeriod
 from evsite.metering.tables import SubmeterReading, ensure_tables
+from evsite.site import topology
 from evsite.site.model import Evse, MeterRole, Site
 from evsite.store.models import Transaction
 from evsite.store.samples import Ids, SampleWriter
@@ -166,15 +169,10 @@ async def _already_written(conn: AsyncConnection, charger: _Charger) -> bool:
 
 
 def _panel_limits(site: Site) -> dict[str, float]:
-    """Per-line current each EV panel may draw: its EMS setpoint less the safety margin, else 80 % of its OCPD."""
-    limits = {}
-    for panel in site.panels:
-        ems = site.ems_for(panel.id) or site.ems_for(panel.fed_by)
-        if ems:
-            limits[panel.id] = min(e.setpoint_a for e in ems) - site.control.safety_margin_a
-        elif panel.main_ocpd_a:
-            limits[panel.id] = 0.8 * panel.main_ocpd_a
-    return limits
+    """Per-line current each panel's EVs may draw: the tightest limit at or above it, less the safety margin."""
+    return {
+        panel.id: topology.effective_limit_a(site, panel.id) - site.control.safety_margin_a for panel in site.panels
+    }
 
 
 async def _simulate(
@@ -220,11 +218,11 @@ async def _simulate(
             for ch in charging:
                 for line in ch.lines:
                     per_line[line] += 1
-            share = limits.get(panel_id, 1e9) / max(per_line.values())
+            share = limits[panel_id] / max(per_line.values())
             for ch in charging:
                 assert ch.active is not None
-                offered = math.floor(min(share, ch.evse.max_current_a) * 10) / 10
-                ch.active.current_a = min(offered, ch.active.plan.ev_max_a) if offered >= 6.0 else 0.0
+                offered = topology.pilot_limit_a(min(share, ch.evse.max_current_a))
+                ch.active.current_a = min(offered, ch.active.plan.ev_max_a)
         # deliver, report, depart
         feeder_wh: dict[str, float] = defaultdict(float)
         for ch in chargers:
@@ -366,15 +364,12 @@ def generate_month(site: Site, url: str, month: str = "2026-10", seed: int = DEF
     return asyncio.run(run())
 
 
-def control_scenario(seed: int = DEFAULT_SEED, month: str = "2026-10", site: Site | None = None) -> Any:
+def control_scenario(seed: int = DEFAULT_SEED, month: str = "2026-10", site: Site | None = None) -> Scenario:
     """The same month's visits as a load-manager replay scenario (`evsite replay --scenario multifamily-month`).
 
     Arrivals, energy needs, cars' current limits and id tags are those `write_month` stores for the same
     seed; departures are fixed from the car's own rate (the replayed controller may deliver less).
     """
-    from evsite.control.scenarios import Scenario, example_site
-    from evsite.control.scenarios import Session as Visit
-
     site = site or example_site("multifamily-30")
     period = BillingPeriod.of(month, site.timezone)
     ids = [e.id for e in site.evse]

@@ -21,6 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from evsite.errors import InputError
+
 CURVES: dict[str, type[ec.EllipticCurve]] = {
     "secp256r1": ec.SECP256R1,
     "secp384r1": ec.SECP384R1,
@@ -38,7 +40,7 @@ DEFAULT_ALGORITHM = "ECDSA-secp256r1-SHA256"
 END_TX = {"E", "L", "R", "A", "P"}  # end of transaction: normal, local, remote, abort, power failure
 
 
-class OcmfError(ValueError):
+class OcmfError(InputError):
     """Text that is not a well-formed OCMF record."""
 
 

@@ -30,6 +30,7 @@ from evsite.metering.sessions import Reading, Session, TransactionRecord, build_
 from evsite.metering.tables import AdjustmentRow, BillingRunRow, ClosedPeriod, SubmeterReading, ensure_tables
 from evsite.metering.tariffs import allocate
 from evsite.runtime.events import utcnow
+from evsite.site import topology
 from evsite.site.model import MeterRole, Site
 from evsite.store import samples as sv
 from evsite.store.models import Transaction
@@ -246,8 +247,7 @@ async def submeter_readings(engine: AsyncEngine, meter_id: str, start: datetime,
 
 async def upstream_energy(engine: AsyncEngine, site: Site, period: BillingPeriod) -> dict[str, Decimal]:
     """Energy each panel or site meter recorded in the period, from its register readings."""
-    volts = site.service.system.line_to_line_v
-    service_w = site.service.rating_a * volts * (3**0.5 if site.service.system.is_three_phase else 1.0)
+    service_w = topology.power_kw(site.service.system, site.service.rating_a) * 1000.0
     out = {}
     for meter in site.meters:
         if meter.role not in (MeterRole.PANEL, MeterRole.SITE):

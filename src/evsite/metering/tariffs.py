@@ -18,6 +18,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from evsite.errors import ConfigurationError
 from evsite.site.model import WEEKDAYS, Tariff, TouPeriod
 
 CENT = Decimal("0.01")
@@ -25,7 +26,7 @@ WH_PER_KWH = Decimal(1000)
 FLAT_PERIOD = "flat"
 
 
-class TariffError(ValueError):
+class TariffError(ConfigurationError):
     """A tariff that cannot price some moment (a gap or an overlap between TOU periods)."""
 
 

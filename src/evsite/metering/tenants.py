@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from evsite.errors import EvsiteError
 from evsite.site.model import Site, TagAssignment
 
 
-class UnknownTag(LookupError):
+class UnknownTag(EvsiteError, LookupError):
     """A session whose id tag no unit held on the day it started."""
 
 

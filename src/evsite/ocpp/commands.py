@@ -83,7 +83,7 @@ def serve(
     import logging
     import signal
 
-    from evsite.cli import load_or_exit
+    from evsite.console import load_or_exit
     from evsite.ocpp import certs as pki
     from evsite.ocpp.server import ServerSettings
     from evsite.store.db import default_url

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from evsite.errors import ChargerError
+
 ERROR_CODES = frozenset(
     {
         "NotImplemented",
@@ -20,7 +22,7 @@ ERROR_CODES = frozenset(
 )
 
 
-class OcppError(Exception):
+class OcppError(ChargerError):
     """An error that maps to an OCPP-J CallError (code, description, details)."""
 
     def __init__(self, code: str, description: str = "", details: dict[str, Any] | None = None) -> None:
@@ -35,9 +37,9 @@ class CallErrorReceived(OcppError):
     """The charger answered our CALL with a CallError."""
 
 
-class CallTimeout(Exception):
+class CallTimeout(ChargerError):
     """The charger did not answer our CALL within the timeout."""
 
 
-class NotConnected(Exception):
+class NotConnected(ChargerError):
     """The charger is not connected (or its connection closed while we waited)."""

@@ -23,15 +23,16 @@ J1772 minimum of 6 A becomes 0 (pause): a pilot cannot signal less than 6 A.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from evsite.site import topology
 from evsite.site.model import Evse, Site
+from evsite.site.topology import J1772_MIN_A as J1772_MIN_A
+from evsite.site.topology import pilot_limit_a as pilot_limit_a
 
-J1772_MIN_A = 6.0
 FAILSAFE_PROFILE_ID = 1
 LIFT_PROFILE_ID = 2
 FAILSAFE_TX_DEFAULT_PROFILE_ID = 3
@@ -40,18 +41,13 @@ TX_PROFILE_BASE = 200
 UNKNOWN_CHARGER_MAX_A = 32.0
 """Nameplate assumed for a charger that is not in the site model (used for its lift only)."""
 
+UNKNOWN_WATTS_PER_AMP = 230.0
+"""W per A for a charger not in the site model: one 230 V phase (a limit in W stays at most the amperes)."""
+
 FailsafeLimits = Callable[[Site], Mapping[str, float]]
 
 
-def floor_tenth(value: float) -> float:
-    """Round down to 0.1 (never up: a limit must not grow by rounding)."""
-    return math.floor(round(value * 10, 6)) / 10
-
-
-def pilot_limit_a(limit_a: float) -> float:
-    """A limit the J1772 pilot can signal: ≥ 6 A in 0.1 A steps, or 0 (pause)."""
-    value = floor_tenth(max(0.0, limit_a))
-    return value if value >= J1772_MIN_A else 0.0
+floor_tenth = topology.floor_step
 
 
 @dataclass(frozen=True)
@@ -85,13 +81,8 @@ def _int(text: str | None, default: int) -> int:
 def watts_per_amp(site: Site | None, evse: Evse | None) -> float:
     """Watts that one ampere per phase delivers on this EVSE (to express a limit in W)."""
     if site is None or evse is None:
-        return 230.0
-    system = site.service.system
-    if evse.phases == 3:
-        return 3 * system.line_to_neutral_v
-    circuit = next((c for c in site.circuits if c.id == evse.circuit), None)
-    two_lines = circuit is None or len(circuit.lines) >= 2
-    return system.line_to_line_v if two_lines else system.line_to_neutral_v
+        return UNKNOWN_WATTS_PER_AMP
+    return topology.evse_watts_per_amp(site, evse)
 
 
 def _iso(at: datetime) -> str:
@@ -196,58 +187,25 @@ def setpoint_profile(
 # --------------------------------------------------------------------------- fail-safe limits
 
 
-def _continuous(rating_a: float) -> float:
-    """80 % of an overcurrent device rating: the continuous load it may carry (NEC 210.19/215.2)."""
-    return 0.8 * rating_a
-
-
-def _path(site: Site, evse: Evse) -> list[tuple[str, float | None]]:
-    """Nodes from the EVSE's circuit up to the service, each with its own continuous limit."""
-    nodes: list[tuple[str, float | None]] = []
-    circuit = next((c for c in site.circuits if c.id == evse.circuit), None)
-    panel_id = None
-    if circuit is not None:
-        nodes.append((circuit.id, _continuous(circuit.ocpd_a)))
-        panel_id = circuit.panel
-    seen: set[str] = set()
-    while panel_id is not None and panel_id not in seen and panel_id != "service":
-        seen.add(panel_id)
-        panel = next((p for p in site.panels if p.id == panel_id), None)
-        if panel is None:
-            break
-        nodes.append((panel.id, _continuous(panel.main_ocpd_a or panel.bus_rating_a)))
-        feeder = next((f for f in site.feeders if f.id == panel.fed_by), None)
-        if feeder is None:
-            break
-        nodes.append((feeder.id, _continuous(feeder.ocpd_a)))
-        panel_id = feeder.from_panel
-    nodes.append(("service", _continuous(site.service.limit_a)))
-    return nodes
-
-
 def crude_safe_limits(site: Site, extra_chargers: int = 0) -> dict[str, float]:
-    """Each EVSE's equal share of its most constrained upstream node (EMS setpoints included).
+    """Each EVSE's equal share of its most constrained upstream node (limits from `evsite.site.topology`).
 
-    A fallback for when the load manager's fail-safe calculation is not available: it assumes every
-    EVSE under a node draws at once and ignores non-EV load, so it is crude. `extra_chargers`
+    The fallback for when the load manager's fail-safe calculation fails: it assumes every EVSE
+    under a node draws at once and ignores non-EV load, so it is crude. `extra_chargers`
     (chargers not in the site model) count against the service limit.
     """
-    paths = {evse.id: _path(site, evse) for evse in site.evse}
-    counts: dict[str, int] = {}
-    for nodes in paths.values():
-        for node_id, _ in nodes:
+    site_nodes = [n for n in topology.nodes(site) if n.kind not in ("evse", "connector")]
+    chains = {evse.id: topology.chain(site_nodes, evse.circuit) for evse in site.evse}
+    counts: dict[str, int] = {topology.ROOT: extra_chargers}
+    for path in chains.values():
+        for node_id in path:
             counts[node_id] = counts.get(node_id, 0) + 1
-    counts["service"] = counts.get("service", 0) + extra_chargers
-    limits: dict[str, float] = {}
+    limit_of = {n.id: n.limit_a for n in site_nodes}
+    out: dict[str, float] = {}
     for evse in site.evse:
-        share = evse.max_current_a
-        for node_id, node_limit in paths[evse.id]:
-            caps = [node_limit] if node_limit is not None else []
-            caps += [ems.setpoint_a for ems in site.ems_for(node_id)]
-            for cap in caps:
-                share = min(share, cap / counts[node_id])
-        limits[evse.id] = pilot_limit_a(share)
-    return limits
+        shares = [limit_of[node_id] / counts[node_id] for node_id in chains[evse.id]]
+        out[evse.id] = pilot_limit_a(min([topology.evse_limit(evse), *shares]))
+    return out
 
 
 def unknown_charger_limit(site: Site | None, unknown_count: int) -> float:
@@ -255,14 +213,4 @@ def unknown_charger_limit(site: Site | None, unknown_count: int) -> float:
     if site is None:
         return J1772_MIN_A
     n = len(site.evse) + max(1, unknown_count)
-    share = min([_continuous(site.service.limit_a), *(e.setpoint_a for e in site.ems_for("service"))]) / n
-    return pilot_limit_a(min(share, UNKNOWN_CHARGER_MAX_A))
-
-
-def load_failsafe_function() -> FailsafeLimits:
-    """The load manager's `safe_default_limits(site)` if installed, else `crude_safe_limits`."""
-    try:
-        from evsite.control.failsafe import safe_default_limits  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return crude_safe_limits
-    return safe_default_limits  # type: ignore[no-any-return, unused-ignore]
+    return pilot_limit_a(min(topology.service_limit_a(site) / n, UNKNOWN_CHARGER_MAX_A))

@@ -32,12 +32,13 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from evsite.control.failsafe import safe_default_limits
 from evsite.ocpp import plausibility, validate
 from evsite.ocpp.auth import parse_basic_auth, verify_password
 from evsite.ocpp.certs import peer_common_name
 from evsite.ocpp.connection import RpcConnection
 from evsite.ocpp.errors import NotConnected
-from evsite.ocpp.profiles import FailsafeLimits, crude_safe_limits, load_failsafe_function, unknown_charger_limit
+from evsite.ocpp.profiles import FailsafeLimits, crude_safe_limits, unknown_charger_limit
 from evsite.ocpp.v16.session import ChargePointSession, iso
 from evsite.runtime.events import ChargerConnected, EventBus, SetpointResult, utcnow
 from evsite.site.model import Evse, Site, TagAssignment
@@ -338,7 +339,7 @@ class CentralSystem:
     # ------------------------------------------------------------------ fail-safe limits
 
     def _compute_failsafe(self, site: Site) -> dict[str, float]:
-        fn = self._failsafe_fn or load_failsafe_function()
+        fn = self._failsafe_fn or safe_default_limits
         try:
             return {k: float(v) for k, v in fn(site).items()}
         except Exception:

@@ -36,7 +36,7 @@ def sim(
 
     loaded = None
     if site is not None:
-        from evsite.cli import load_or_exit
+        from evsite.console import load_or_exit
 
         loaded = load_or_exit(site)
         if not loaded.evse:

@@ -21,8 +21,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-J1772_MIN_A = 6.0
-J1772_MAX_A = 80.0
+from evsite.site.topology import J1772_MAX_A, J1772_MIN_A
 
 
 class PilotState(StrEnum):

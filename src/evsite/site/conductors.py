@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from evsite.errors import ConfigurationError
+
 AWG_SIZES: tuple[str, ...] = (
     "18", "16", "14", "12", "10", "8", "6", "4", "3", "2", "1", "1/0", "2/0", "3/0", "4/0",
 )  # fmt: skip
@@ -38,7 +40,7 @@ _PATTERN = re.compile(
 )
 
 
-class ConductorSizeError(ValueError):
+class ConductorSizeError(ConfigurationError):
     """A conductor size the NEC tables do not list."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from evsite.errors import ConfigurationError
 from evsite.site.model import Site
 from evsite.site.references import check_references, short_repr
 
@@ -39,7 +40,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.column}: {self.message}"
 
 
-class SiteFileError(Exception):
+class SiteFileError(ConfigurationError):
     """A site file that cannot be loaded; `problems` lists every problem found."""
 
     def __init__(self, problems: list[Problem]):

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+from evsite.site.topology import ROOT
+
 Located = tuple[tuple[str | int, ...], str]
 
 _SHOWN_CHARS = 60
@@ -25,7 +27,7 @@ def short_repr(value: object) -> str:
 
 _ID_LISTS = ("panels", "feeders", "circuits", "evse", "ems", "meters", "inverters", "batteries",
              "building_loads", "units")  # fmt: skip
-_SERVICE = "service"
+_SERVICE = ROOT
 
 
 def _items(data: dict[str, Any], key: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -11,11 +11,13 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from evsite.errors import ConfigurationError
+
 if TYPE_CHECKING:
     import pint
 
 
-class UnitError(ValueError):
+class UnitError(ConfigurationError):
     """A quantity whose unit is missing, unknown or of the wrong dimension."""
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from evsite.errors import StoreError
 from evsite.store import models as m
 from evsite.store.base import table_of
 
@@ -96,7 +97,7 @@ def column_for(measurand: str, phase: str, location: str, unit: str, fmt: str) -
 def to_epoch(at: datetime) -> tuple[int, int]:
     """An aware datetime as (whole seconds since 1970-01-01 UTC, microseconds)."""
     if at.tzinfo is None:
-        raise ValueError(f"naive datetime {at!r}: evsite stores aware UTC times only")
+        raise StoreError(f"naive datetime {at!r}: evsite stores aware UTC times only")
     delta = at - EPOCH
     return delta.days * 86_400 + delta.seconds, delta.microseconds
 

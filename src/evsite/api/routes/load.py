@@ -22,6 +22,7 @@ from evsite.api.routes.chargers import ChargerId, ConnectorId
 from evsite.api.tokens import Principal
 from evsite.api.views import ManualLimitView
 from evsite.runtime.events import SiteSignal
+from evsite.site.topology import ROOT
 
 router = APIRouter(prefix="/api/v1/load", tags=["load management"], responses=PROBLEM_RESPONSES)
 
@@ -40,7 +41,7 @@ class LimitRequest(Command):
     """A temporary cap on a node (default the service), in amperes per line."""
 
     limit_a: float = Field(ge=0, le=100_000, description="Amperes per line; 0 pauses every charger under the node.")
-    node: str = Field(default="service", min_length=1, max_length=48)
+    node: str = Field(default=ROOT, min_length=1, max_length=48)
     duration_s: float | None = Field(default=3600, gt=0, le=MAX_OVERRIDE.total_seconds())
     until: Timestamp | None = Field(default=None, description="End of the override (instead of duration_s).")
 

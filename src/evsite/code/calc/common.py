@@ -8,10 +8,11 @@ from enum import Enum
 from typing import Any
 
 from evsite.code.findings import Finding
+from evsite.errors import InputError
 from evsite.site.conductors import ConductorSizeError, parse_conductor
 
 
-class CalcError(ValueError):
+class CalcError(InputError):
     """An input the tables or rules cannot take (unknown size, negative current, missing column)."""
 
 
