@@ -22,7 +22,8 @@ from pydantic import BaseModel, ValidationError
 
 from evsite.errors import ConfigurationError
 from evsite.site.model import Site
-from evsite.site.references import check_references, short_repr
+from evsite.site.references import check_references
+from evsite.site.text import short_repr
 
 PathKey = tuple[str | int, ...]
 

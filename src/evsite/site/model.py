@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from evsite.site.references import short_repr
+from evsite.site.text import short_repr
 from evsite.site.units import fahrenheit_to_celsius, metres_to_feet, parse_length_ft, parse_temperature_c
 
 Id = Annotated[str, Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]

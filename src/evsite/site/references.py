@@ -12,17 +12,10 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+from evsite.site.text import short_repr
 from evsite.site.topology import ROOT
 
 Located = tuple[tuple[str | int, ...], str]
-
-_SHOWN_CHARS = 60
-
-
-def short_repr(value: object) -> str:
-    """repr() cut to a readable length: a message quotes what the file says, not a megabyte of it."""
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
 
 
 _ID_LISTS = ("panels", "feeders", "circuits", "evse", "ems", "meters", "inverters", "batteries",
