@@ -22,17 +22,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evsite.control.controller import Controller
-from evsite.control.tree import CONTINUOUS_FRACTION, build_tree
+from evsite.control.tree import build_tree
 from evsite.ocpp import plausibility
 from evsite.runtime.events import ChargerConnected, ConnectorStatus, MeterSample, TransactionEvent
-from evsite.site import load_site
+from evsite.site import load_site, topology
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "evsite" / "examples"
 SITE = load_site(EXAMPLES / "workplace-20.yaml")
 TREE = build_tree(SITE)
 N = TREE.n_ports
 BOUNDS = {e.id: plausibility.Bounds.for_evse(SITE, e) for e in SITE.evse}
-CIRCUIT_A = {e.id: CONTINUOUS_FRACTION * SITE.circuit(e.circuit).ocpd_a for e in SITE.evse}
+CIRCUIT_A = {e.id: topology.continuous_a(SITE.circuit(e.circuit).ocpd_a) for e in SITE.evse}
 EVSE_A = {e.id: e.max_current_a for e in SITE.evse}
 ROWS, COLS = TREE.incidence()
 
