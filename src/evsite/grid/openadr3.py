@@ -36,6 +36,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from evsite.bms.state import line_amps
 from evsite.grid.openadr import CapMapper, DrEvent, DrInterval, Policy, Ven
 from evsite.runtime.events import EventBus
 from evsite.site.model import DemandResponse, OpenAdr3, Site
@@ -433,8 +434,7 @@ class Ven3(Ven):
         self.mapper = Oadr3Mapper(
             base.normal_kw, base.minimum_kw, base.levels_pct, non_ev_kw=lambda: self._non_ev_now(design_peak)
         )
-        system = site.service.system
-        self.kw_per_amp = system.line_to_line_v * (math.sqrt(3) if system.is_three_phase else 1.0) / 1000.0
+        self.kw_per_amp = 1.0 / line_amps(site, 1.0)  # the one kW ↔ A definition of the VEN path
         self.vtn_events: dict[str, Oadr3Event] = {}
         self.programs: dict[str, WireProgram] = {}
         self.ghg: list[DrInterval] = []

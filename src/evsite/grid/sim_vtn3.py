@@ -52,7 +52,7 @@ class SimVtn3:
         host: str = "127.0.0.1",
         *,
         version: str = "3.0.1",
-        clients: dict[str, str] | None = None,
+        clients: dict[str, str | None] | None = None,
         token_ttl_s: float = 3600.0,
     ) -> None:
         self.host, self.port, self.version = host, port, version
@@ -203,10 +203,9 @@ class SimVtn3:
             form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
             if form.get("grant_type") != "client_credentials":
                 return JSONResponse({"error": "unsupported_grant_type"}, 400)
-            client = form.get("client_id", "")
-            if client not in self.clients or not secrets.compare_digest(
-                self.clients[client], form.get("client_secret", "")
-            ):
+            client, secret = form.get("client_id", ""), form.get("client_secret", "")
+            expected = self.clients.get(client, "")
+            if client not in self.clients or (expected is not None and not secrets.compare_digest(expected, secret)):
                 return JSONResponse({"error": "invalid_client"}, 400)
             value = secrets.token_urlsafe(24)
             self.tokens = {t: e for t, e in self.tokens.items() if e > datetime.now(UTC)}
@@ -307,8 +306,8 @@ class SimVtn3:
 
 
 async def serve(port: int, version: str, ven: str, start: datetime, hours: float, limit_kw: float) -> None:
-    """`evsite sim vtn --version 3.x`: one grid-aware-charging capacity limit for every VEN."""
-    async with SimVtn3(port=port, version=version, clients={ven: ""}) as vtn:
+    """`evsite sim vtn --version 3.x`: one capacity limit for every VEN (client `ven`, any secret)."""
+    async with SimVtn3(port=port, version=version, clients={ven: None}) as vtn:
         program = vtn.add_program("evsite-demo-gac")
         event_id = vtn.add_event(
             program, start=start, intervals=[(timedelta(hours=hours), {"IMPORT_CAPACITY_LIMIT": limit_kw})]
