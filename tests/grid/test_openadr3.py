@@ -300,3 +300,23 @@ async def test_version_310_finds_its_token_endpoint_and_string_targets(site: Sit
             await asyncio.sleep(0.5)
         assert vtn.log.grants >= 1 and list(ven.vtn_events) == [ours]
         assert vtn.log.reports and "programID" not in vtn.log.reports[-1]  # 3.1.0 reports carry no programID
+
+
+def test_the_site_file_version_picks_the_ven(site: Site) -> None:
+    from evsite.grid.integrations import make_ven
+    from evsite.grid.openadr import Ven
+
+    assert type(make_ven(site, EventBus())) is Ven  # the example is 2.0b
+    assert site.demand_response is not None
+    three = site.model_copy(update={"demand_response": settings("http://127.0.0.1:1/openadr3/3.0.1")})
+    assert isinstance(make_ven(three, EventBus()), Ven3)
+
+
+def test_a_truncated_listing_cancels_nothing(site: Site) -> None:
+    ven = Ven3(site, EventBus(), settings=settings("http://127.0.0.1:1"), non_ev_kw=lambda: 0.0)
+    ven.apply_programs([{"id": "p1", "programName": "gac"}])
+    ven.apply_events([_event([{"type": "IMPORT_CAPACITY_LIMIT", "values": [30]}]).model_dump(by_alias=True)], now=T0)
+    ven.apply_events([], now=T0, complete=False)
+    assert ven.cap_kw(T0 + timedelta(minutes=1))[0] == pytest.approx(30.0)
+    ven.apply_events([], now=T0)
+    assert ven.cap_kw(T0 + timedelta(minutes=1)) == (None, None)

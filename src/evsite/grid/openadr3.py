@@ -467,8 +467,8 @@ class Ven3(Ven):
                 programs[program.id] = program
         self.programs = programs
 
-    def apply_events(self, raw: list[Any], now: datetime | None = None) -> None:
-        """One complete listing of the VTN's events → our events (new, changed, gone)."""
+    def apply_events(self, raw: list[Any], now: datetime | None = None, *, complete: bool = True) -> None:
+        """A listing of the VTN's events → our events (new, changed; gone only if the listing is complete)."""
         now = now or datetime.now(UTC)
         listed: set[str] = set()
         rejected: dict[str, str] = {}
@@ -491,7 +491,7 @@ class Ven3(Ven):
             self._take(ev, parts, now)
         self.rejected = rejected
         for event_id in list(self.vtn_events):
-            if event_id not in listed:
+            if complete and event_id not in listed:
                 self._cancel(event_id, now)
         self.tick(now)
 
@@ -570,7 +570,7 @@ class Ven3(Ven):
         programs = await self.client3.list("programs")
         self.apply_programs(programs)
         events = await self.client3.list("events")
-        self.apply_events(events)
+        self.apply_events(events, complete=len(events) < MAX_EVENTS)
         return True
 
     # ---------------------------------------------------------------- reports
