@@ -320,3 +320,20 @@ def test_a_truncated_listing_cancels_nothing(site: Site) -> None:
     assert ven.cap_kw(T0 + timedelta(minutes=1))[0] == pytest.approx(30.0)
     ven.apply_events([], now=T0)
     assert ven.cap_kw(T0 + timedelta(minutes=1)) == (None, None)
+
+
+def test_the_controller_supplies_the_non_ev_load(site: Site) -> None:
+    """Design peak until the office meter reports, then the live reading on its worst line."""
+    from types import SimpleNamespace
+
+    from evsite.control.signals import SiteLimits
+    from evsite.control.tree import build_tree
+    from evsite.runtime.stack import _non_ev_kw
+
+    limits = SiteLimits(site, build_tree(site))
+    running = SimpleNamespace(control=SimpleNamespace(limits=limits), options=SimpleNamespace(site=site))
+    assert _non_ev_kw(running) == pytest.approx(310.0)  # type: ignore[arg-type]
+    (node,) = limits.building_max
+    limits.update(SiteSignal("building_load", node, {"L1": 150.0, "L2": 200.0, "L3": 120.0}, "M-BLDG"))
+    # 200 A on the worst line of 208Y/120 V: √3 × 208 V × 200 A = 72.05 kW
+    assert _non_ev_kw(running) == pytest.approx(SQRT3 * 208 * 200 / 1000)  # type: ignore[arg-type]
