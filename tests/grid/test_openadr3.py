@@ -337,3 +337,26 @@ def test_the_controller_supplies_the_non_ev_load(site: Site) -> None:
     limits.update(SiteSignal("building_load", node, {"L1": 150.0, "L2": 200.0, "L3": 120.0}, "M-BLDG"))
     # 200 A on the worst line of 208Y/120 V: √3 × 208 V × 200 A = 72.05 kW
     assert _non_ev_kw(running) == pytest.approx(SQRT3 * 208 * 200 / 1000)  # type: ignore[arg-type]
+
+
+def test_intervals_without_a_period_follow_each_other_in_the_order_sent() -> None:
+    ev = WireEvent.model_validate(
+        {
+            "id": "e2",
+            "programID": "p1",
+            "intervalPeriod": {"start": T0.isoformat(), "duration": "PT15M"},
+            "intervals": [
+                {"id": 7, "payloads": [{"type": "SIMPLE", "values": [1]}]},
+                {"id": 3, "payloads": [{"type": "SIMPLE", "values": [2]}]},
+                {"id": 5, "intervalPeriod": {"start": (T0 + timedelta(hours=2)).isoformat()}, "payloads": [
+                    {"type": "SIMPLE", "values": [3]}]},
+            ],
+        }
+    )  # fmt: skip
+    simple = convert_event(ev, 0.36)["SIMPLE"]
+    assert [(i.start - T0, i.payload) for i in simple.intervals] == [
+        (timedelta(0), 1.0),
+        (timedelta(minutes=15), 2.0),
+        (timedelta(hours=2), 3.0),
+    ]
+    assert simple.intervals[-1].end - simple.intervals[-1].start == timedelta(days=3650)  # PT0S: until changed

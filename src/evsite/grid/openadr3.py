@@ -219,7 +219,7 @@ def convert_event(
     series: dict[str, list[DrInterval]] = {}
     randomize = timedelta(0)
     cursor: datetime | None = None
-    for interval in sorted(ev.intervals, key=lambda i: i.id):
+    for interval in ev.intervals:  # in the order sent: an interval id is not a sequence number (spec)
         period = interval.interval_period or ev.interval_period
         if period is None:
             raise ValueError(f"interval {interval.id} has no intervalPeriod and the event gives none")
