@@ -360,3 +360,15 @@ def test_intervals_without_a_period_follow_each_other_in_the_order_sent() -> Non
         (timedelta(hours=2), 3.0),
     ]
     assert simple.intervals[-1].end - simple.intervals[-1].start == timedelta(days=3650)  # PT0S: until changed
+
+
+def test_a_broken_program_update_keeps_its_events(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    ven = Ven3(site, EventBus(), settings=settings("http://127.0.0.1:1"), non_ev_kw=lambda: 0.0)
+    event = _event([{"type": "IMPORT_CAPACITY_LIMIT", "values": [30]}]).model_dump(by_alias=True)
+    ven.apply_programs([{"id": "p1", "programName": "gac"}])
+    ven.apply_events([event], now=T0)
+    with caplog.at_level(logging.WARNING, "evsite.grid.openadr3"):
+        ven.apply_programs([{"id": "p1", "programName": ""}])
+    ven.apply_events([event], now=T0)
+    assert "program refused: programName: String should have at least 1 character (kept as it was)" in caplog.text
+    assert ven.cap_kw(T0 + timedelta(minutes=1))[0] == pytest.approx(30.0)

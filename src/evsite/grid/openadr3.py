@@ -461,7 +461,10 @@ class Ven3(Ven):
             try:
                 program = WireProgram.model_validate(item)
             except ValidationError as exc:
-                log.warning("OpenADR 3: program refused: %s", _reason(exc))
+                old = self.programs.get(str(item.get("id"))) if isinstance(item, dict) else None
+                log.warning("OpenADR 3: program refused: %s%s", _reason(exc), " (kept as it was)" if old else "")
+                if old is not None:  # a broken update must not drop the program's events (their limits)
+                    programs[old.id] = old
                 continue
             if targets_match(self.oadr3.targets, program.targets):
                 programs[program.id] = program
@@ -488,7 +491,7 @@ class Ven3(Ven):
                     kept = " (its last good version stays)" if event_id in self.vtn_events else ""
                     log.warning("OpenADR 3: event %s refused: %s%s", event_id, reason, kept)
                 continue
-            self._take(ev, parts, now)
+            self._take(ev, parts)
         self.rejected = rejected
         for event_id in list(self.vtn_events):
             if complete and event_id not in listed:
@@ -504,7 +507,7 @@ class Ven3(Ven):
                 out[d["payloadType"]] = units if isinstance(units, str) else None
         return out
 
-    def _take(self, ev: WireEvent, parts: dict[str, DrEvent], now: datetime) -> None:
+    def _take(self, ev: WireEvent, parts: dict[str, DrEvent]) -> None:
         known = self.vtn_events.get(ev.id)
         offset: timedelta | None = None
         baseline: float | None = None
