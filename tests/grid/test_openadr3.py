@@ -204,12 +204,12 @@ async def test_event_starts_changes_and_is_cancelled(site: Site) -> None:
 
 
 async def test_token_expires_and_is_renewed(site: Site) -> None:
-    async with SimVtn3(token_ttl_s=0.5) as vtn:
+    async with SimVtn3(token_ttl_s=1.0) as vtn:
         ven = Ven3(site, EventBus(), settings=settings(vtn.url), tick_s=0.05)
         async with running(ven):
-            await asyncio.sleep(1.6)
+            await asyncio.sleep(2.2)
             polls = vtn.log.requests.count(("GET", "events"))
-            assert vtn.log.grants >= 3  # renewed before each 0.5 s token ran out
+            assert vtn.log.grants >= 3  # renewed 0.1 s before each 1 s token ran out (at 0, 0.9, 1.8 s)
             assert vtn.log.unauthorized == 0
             vtn.tokens.clear()  # the VTN forgets every token (e.g. restarted): one 401, a new grant, carry on
             grants = vtn.log.grants
