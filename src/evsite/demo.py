@@ -28,7 +28,7 @@ from evsite.api.live import LiveState
 from evsite.api.runtime import SiteRuntime
 from evsite.runtime.events import EventBus, SiteSignal
 from evsite.runtime.stack import RunningSite, StackOptions, running_site
-from evsite.site.model import ModbusEndpoint, Site
+from evsite.site.model import DemandResponse, ModbusEndpoint, OpenAdr3, Site
 from evsite.site.topology import ROOT
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class DemoOptions:
     """Port of the simulated meters/inverter (default: the one in the site file)."""
     vtn_port: int | None = None
     """Port of the simulated utility VTN (default: the one in the site file's `demand_response.vtn_url`)."""
+    openadr: str | None = None
+    """OpenADR version of the utility and the VEN: 2.0b, 3.0.1 or 3.1.0 (default: the site file's)."""
     dr_after_s: float = 30.0
     """The VTN calls its curtailment this many (real) seconds after start."""
     dr_duration_s: float = 180.0
@@ -182,7 +184,19 @@ def demo_site(options: DemoOptions) -> Site:
         url = urlsplit(site.demand_response.vtn_url)
         vtn_url = urlunsplit(url._replace(netloc=f"{url.hostname}:{options.vtn_port}"))
         site = site.model_copy(update={"demand_response": site.demand_response.model_copy(update={"vtn_url": vtn_url})})
+    if options.openadr is not None and site.demand_response is not None:
+        site = site.model_copy(update={"demand_response": _with_openadr(site.demand_response, options.openadr)})
     return site
+
+
+def _with_openadr(dr: DemandResponse, version: str) -> DemandResponse:
+    """The site's DR section speaking `version` to the simulated VTN on the same host and port."""
+    url = urlsplit(dr.vtn_url)
+    path = "/OpenADR2/Simple/2.0b" if version == "2.0b" else f"/openadr3/{version}"
+    update: dict[str, Any] = {"version": version, "vtn_url": urlunsplit(url._replace(path=path))}
+    if version != "2.0b" and dr.openadr3 is None:
+        update["openadr3"] = OpenAdr3(client_id=dr.ven_name, report_interval_s=10.0)
+    return DemandResponse.model_validate({**dr.model_dump(), **update})
 
 
 @contextlib.asynccontextmanager
@@ -226,7 +240,17 @@ async def running_demo(options: DemoOptions, workdir: Path | None = None) -> Asy
             feed = asyncio.create_task(_feed_ev_power(modbus_sim, running), name="demo-ev-power")
             stack.push_async_callback(_cancel, feed)
         await _start_optional(stack, running.runtime.parts, demo.notes, "simulator", _fleet(options))
-        if isinstance(vtn, VtnHandle) and site.demand_response is not None:
+        if isinstance(vtn, VtnHandle) and site.demand_response is not None and site.demand_response.version != "2.0b":
+            start = datetime.now(UTC) + timedelta(seconds=options.dr_after_s)
+            program = vtn.sim.add_program("evsite-demo")
+            vtn.sim.add_event(
+                program, start=start, intervals=[(timedelta(seconds=options.dr_duration_s), {"SIMPLE": 2})]
+            )
+            demo.notes.append(
+                f"the utility (simulated OpenADR {site.demand_response.version} VTN) calls a SIMPLE level-2 event "
+                f"at {start:%H:%M:%S} UTC for {options.dr_duration_s:g} s"
+            )
+        elif isinstance(vtn, VtnHandle) and site.demand_response is not None:
             start = datetime.now(UTC) + timedelta(seconds=options.dr_after_s)
             ven_id = site.demand_response.ven_id or site.demand_response.ven_name
             vtn.sim.add_event(
@@ -352,9 +376,17 @@ async def _modbus_sim(options: DemoOptions) -> ModbusSimHandle | None:
 async def _vtn_sim(site: Site) -> VtnHandle | None:
     if site.demand_response is None:
         return None
+    url = urlsplit(site.demand_response.vtn_url)
+    dr = site.demand_response
+    if dr.openadr3 is not None and dr.version != "2.0b":
+        from evsite.grid.sim_vtn3 import SimVtn3
+
+        sim3 = SimVtn3(port=url.port or 80, host=url.hostname or "127.0.0.1", version=dr.version,
+                       clients={dr.openadr3.client_id: None})  # fmt: skip
+        await sim3.start()
+        return VtnHandle(sim3)
     from evsite.grid.sim_vtn import SimVtn
 
-    url = urlsplit(site.demand_response.vtn_url)
     sim = SimVtn(port=url.port or 80, host=url.hostname or "127.0.0.1", poll_s=2.0)
     await sim.start()
     return VtnHandle(sim)

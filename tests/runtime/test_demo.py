@@ -22,10 +22,18 @@ def summary_value(output: str, label: str) -> str:
 
 
 def test_demo_runs_the_whole_site_and_stays_inside_its_limits() -> None:
+    run_demo([])
+
+
+def test_demo_with_an_openadr3_utility_meets_its_curtailment() -> None:
+    run_demo(["--openadr", "3.0.1"], duration=30, dr_after=5)
+
+
+def run_demo(extra: list[str], duration: float = 55, dr_after: float = 15) -> None:
     args = [
-        sys.executable, "-c", "from evsite.cli import app; app()", "demo", "--duration", "55", "--dr-after", "15",
-        "--api-port", str(free_port()), "--ocpp-port", str(free_port()), "--modbus-port", str(free_port()),
-        "--vtn-port", str(free_port()),
+        sys.executable, "-c", "from evsite.cli import app; app()", "demo", "--duration", f"{duration:g}",
+        "--dr-after", f"{dr_after:g}", "--api-port", str(free_port()), "--ocpp-port", str(free_port()),
+        "--modbus-port", str(free_port()), "--vtn-port", str(free_port()), *extra,
     ]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "160"})
     output = done.stdout

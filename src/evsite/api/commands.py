@@ -30,6 +30,9 @@ def demo(
         int | None, typer.Option(help="Port of the simulated utility VTN [default: the site file's].")
     ] = None,
     dr_after: Annotated[float, typer.Option(help="Seconds after start when the utility calls its event.")] = 30.0,
+    openadr: Annotated[
+        str | None, typer.Option(help="OpenADR version of utility and VEN: 2.0b, 3.0.1, 3.1.0 [default: the site's].")
+    ] = None,
 ) -> None:
     """Run a simulated site end to end: OCPP chargers, load manager, Modbus meters, utility DR, API and dashboard."""
     import asyncio
@@ -48,7 +51,7 @@ def demo(
     console = Console()
     options = DemoOptions(load_or_exit(path), speed=speed, duration_s=duration, api_host=api_host,
                           api_port=api_port, ocpp_port=ocpp_port, modbus_port=modbus_port, vtn_port=vtn_port,
-                          dr_after_s=dr_after)  # fmt: skip
+                          dr_after_s=dr_after, openadr=openadr)  # fmt: skip
     summary = asyncio.run(run(options, lambda d: console.print(ready_text(d)), tick_printer(console)))
     console.print(final_table(summary))
     if summary.longest_excursion_s > 15:

@@ -62,8 +62,12 @@ def sim_vtn(
     hours: Annotated[float, typer.Option(min=0.01, help="Event length.")] = 2.0,
     level: Annotated[int, typer.Option(min=0, max=3, help="SIMPLE level (0 normal … 3 special).")] = 2,
     tz: Annotated[str, typer.Option(help="Time zone of --at.")] = "America/Los_Angeles",
+    version: Annotated[str, typer.Option(help="2.0b, or 3.0.1 / 3.1.0 for an OpenADR 3 (REST) VTN.")] = "2.0b",
+    limit_kw: Annotated[float, typer.Option(min=0, help="OpenADR 3: the IMPORT_CAPACITY_LIMIT it sends.")] = 100.0,
 ) -> None:
-    """Run an OpenADR 2.0b VTN that calls one curtailment event (demo: 2 h, level 2, at 14:00)."""
+    """Run a VTN that calls one event (demo: 2 h at 14:00; 2.0b SIMPLE level, 3.x IMPORT_CAPACITY_LIMIT).
+
+    The OpenADR 3 VTN grants a token to the VEN name (or the site's client_id) as client id, with any secret."""
     import asyncio
     import logging
     from datetime import UTC, datetime, timedelta
@@ -79,9 +83,22 @@ def sim_vtn(
             typer.echo(f"{site}: the site has no demand_response section", err=True)
             raise typer.Exit(2)
         ven, tz = loaded.demand_response.ven_name, loaded.timezone
+        if loaded.demand_response.openadr3 is not None:
+            ven = loaded.demand_response.openadr3.client_id
+            version = loaded.demand_response.version
         port = urlparse(loaded.demand_response.vtn_url).port or port
+    if version not in ("2.0b", "3.0.1", "3.1.0"):
+        typer.echo(f"--version {version}: choose 2.0b, 3.0.1 or 3.1.0", err=True)
+        raise typer.Exit(2)
     start = datetime.now(UTC) + timedelta(seconds=in_s) if in_s is not None else next_local(at, tz)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if version != "2.0b":
+        from evsite.grid.sim_vtn3 import serve as serve3
+
+        typer.echo(f"VTN on http://127.0.0.1:{port}/openadr3/{version}: {limit_kw:g} kW for {ven} at {start:%H:%M}Z")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve3(port, version, ven, start, hours, limit_kw))
+        return
     typer.echo(
         f"VTN on http://127.0.0.1:{port}/OpenADR2/Simple/2.0b: level {level} for {ven} at {start:%Y-%m-%d %H:%M}Z"
     )

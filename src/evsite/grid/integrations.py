@@ -2,7 +2,8 @@
 
 The runtime supplies the bus, a state snapshot callable and a command sink (see `evsite.bms.state`);
 which adapters run follows from the site: Modbus devices with a `modbus` endpoint, the VEN when there
-is a `demand_response` section, MQTT and BACnet when `integrations` has them.
+is a `demand_response` section (OpenADR 2.0b or 3, by its `version`), MQTT and BACnet when `integrations`
+has them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def make_ven(
+    site: Site,
+    bus: EventBus,
+    *,
+    ev_power_w: Callable[[], float | None] = lambda: None,
+    non_ev_kw: Callable[[], float | None] = lambda: None,
+) -> Ven:
+    """The VEN for the site's `demand_response.version`: 2.0b (openleadr) or 3.0.1/3.1.0 (REST).
+
+    `non_ev_kw` (OpenADR 3 import limits) is the site's non-EV load; None means the building loads' design peak."""
+    dr = site.demand_response
+    if dr is None:
+        raise ValueError("the site has no demand_response section")
+    if dr.version == "2.0b":
+        from evsite.grid.openadr import Ven
+
+        return Ven(site, bus, ev_power_w=ev_power_w)
+    from evsite.grid.openadr3 import Ven3
+
+    return Ven3(site, bus, ev_power_w=ev_power_w, non_ev_kw=non_ev_kw)
+
+
 def integration_jobs(
     site: Site,
     bus: EventBus,
@@ -37,12 +60,10 @@ def integration_jobs(
     jobs: dict[str, Coroutine[Any, Any, None]] = {}
     if any(m.modbus for m in site.meters) or any(i.modbus for i in site.inverters):
         jobs["modbus"] = run_site_modbus(site, bus, ev_current)
+    if ven is None and site.demand_response is not None:
+        ven = make_ven(site, bus, ev_power_w=ev_power_w)
     if ven is not None:
         jobs["openadr"] = ven.run()
-    elif site.demand_response is not None:
-        from evsite.grid.openadr import Ven
-
-        jobs["openadr"] = Ven(site, bus, ev_power_w=ev_power_w).run()
     if site.integrations.mqtt is not None:
         from evsite.bms.mqtt import MqttBridge
 

@@ -179,9 +179,13 @@ class CapMapper:
                 return max(0.0, self.normal_kw * (1 + payload / 100.0))
         return None
 
+    def curtails(self, event: DrEvent) -> bool:
+        """Whether this kind of signal limits the EV load at all (prices only inform)."""
+        return event.signal_name.upper() in CURTAILING
+
     def cap_at(self, event: DrEvent, now: datetime) -> float | None:
         """The cap this event asks for at `now`, with ramp-up and recovery; None outside it."""
-        if event.cancelled or event.opt == "optOut" or event.test or event.signal_name.upper() not in CURTAILING:
+        if event.cancelled or event.opt == "optOut" or event.test or not self.curtails(event):
             return None
         start, end = event.effective_start, event.effective_end
         if now < start - event.ramp_up or now >= end + event.recovery:

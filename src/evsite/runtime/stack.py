@@ -231,9 +231,11 @@ async def _start_integrations(stack: contextlib.AsyncExitStack, running: Running
     site, runtime = running.options.site, running.runtime
     ven = None
     if site.demand_response is not None:
-        from evsite.grid.openadr import Ven
+        from evsite.grid.integrations import make_ven
 
-        ven = Ven(site, running.bus, ev_power_w=lambda: _ev_power_w(running))
+        ven = make_ven(
+            site, running.bus, ev_power_w=lambda: _ev_power_w(running), non_ev_kw=lambda: _non_ev_kw(running)
+        )
         # openleadr logs every poll and report at INFO; keep its chatter out of an operator's console.
         logging.getLogger("openleadr").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
         running.ven = ven
@@ -273,6 +275,16 @@ def _ev_power_w(running: RunningSite) -> float | None:
     if live is None:
         return None
     return sum(c.power_w or 0.0 for c in live.connectors.values())
+
+
+def _non_ev_kw(running: RunningSite) -> float:
+    """The site's non-EV load for an OpenADR 3 import limit, as the load manager sees it (live readings while
+    fresh, else each meter's recorded maximum or design peak), summed over meters and taken on the worst line."""
+    from evsite.bms.state import line_amps
+
+    limits, now = running.control.limits, datetime.now(UTC)
+    worst = sum(max(limits.building_current(n, now)) for n in set(limits.building) | set(limits.building_max))
+    return float(worst) / line_amps(running.options.site, 1.0)
 
 
 def _bms_state(running: RunningSite) -> Any:

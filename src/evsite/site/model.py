@@ -588,10 +588,33 @@ class BuildingLoad(Strict):
 # --------------------------------------------------------------------------- grid programs, tariffs, tenants
 
 
+class OpenAdr3(Strict):
+    """OpenADR 3 settings: OAuth2 client credentials, targets, programs and reporting.
+
+    The secret comes from the environment (`client_secret_env`), never from the site file."""
+
+    client_id: str = Field(min_length=1, max_length=4096)
+    client_secret_env: str | None = Field(default=None, description="Environment variable holding the secret.")
+    token_url: str | None = Field(
+        default=None, description="OAuth2 token endpoint; default: 3.0.1 `<vtn_url>/auth/token`, 3.1.0 `/auth/server`."
+    )
+    targets: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="This site's targets (type → values, e.g. GROUP: [site-17]); 3.1.0 sends the values only.",
+    )
+    programs: list[str] = Field(default_factory=list, description="Program names to follow (empty: every one visible).")
+    report_interval_s: float = Field(default=60.0, gt=0, description="How often reports go back during an event.")
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
 class DemandResponse(Strict):
-    """Utility demand response over OpenADR 2.0b (this site is the VEN)."""
+    """Utility demand response over OpenADR 2.0b or 3 (this site is the VEN)."""
 
     program: str = "OpenADR 2.0b"
+    version: Literal["2.0b", "3.0.1", "3.1.0"] = Field(
+        default="2.0b", description="Protocol: 2.0b (XML, openleadr) or OpenADR 3 (REST/JSON) 3.0.1 or 3.1.0."
+    )
+    openadr3: OpenAdr3 | None = Field(default=None, description="Required when version is 3.0.1 or 3.1.0.")
     vtn_url: str
     ven_name: str
     ven_id: str | None = None
@@ -604,6 +627,12 @@ class DemandResponse(Strict):
     max_event_hours: float | None = Field(
         default=None, gt=0, description="Site policy: opt out of events longer than this (None: accept any length)."
     )
+
+    @model_validator(mode="after")
+    def _version_settings(self) -> DemandResponse:
+        if self.version != "2.0b" and self.openadr3 is None:
+            raise ValueError(f"OpenADR {self.version} needs an `openadr3` section (client_id, targets, ...)")
+        return self
 
 
 class MqttIntegration(Strict):
