@@ -36,9 +36,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from evsite.bms.state import line_amps
 from evsite.grid.openadr import CapMapper, DrEvent, DrInterval, Policy, Ven
 from evsite.runtime.events import EventBus
+from evsite.site import topology
 from evsite.site.model import DemandResponse, OpenAdr3, Site
 
 log = logging.getLogger(__name__)
@@ -434,7 +434,7 @@ class Ven3(Ven):
         self.mapper = Oadr3Mapper(
             base.normal_kw, base.minimum_kw, base.levels_pct, non_ev_kw=lambda: self._non_ev_now(design_peak)
         )
-        self.kw_per_amp = 1.0 / line_amps(site, 1.0)  # the one kW ↔ A definition of the VEN path
+        self.kw_per_amp = topology.power_kw(site.service.system, 1.0)  # the one kW ↔ A definition
         self.vtn_events: dict[str, Oadr3Event] = {}
         self.programs: dict[str, WireProgram] = {}
         self.ghg: list[DrInterval] = []

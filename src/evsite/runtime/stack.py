@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from evsite.runtime.events import EventBus
+from evsite.site import topology
 from evsite.site.model import Site
 
 if TYPE_CHECKING:
@@ -115,7 +116,6 @@ class VenDemandResponse:
 
     def events(self) -> list[ApiDrEvent]:
         from evsite.api.runtime import DrEvent as ApiDrEvent
-        from evsite.bms.state import line_amps
 
         now = datetime.now(UTC)
         out = []
@@ -131,7 +131,7 @@ class VenDemandResponse:
             cap = self.ven.mapper.cap_at(e, max(now, e.effective_start))
             payload = e.payload_at(max(now, e.effective_start))
             signal = e.signal_name if payload is None else f"{e.signal_name} {payload:g}"
-            limit = None if cap is None else round(line_amps(self.ven.site, cap), 1)
+            limit = None if cap is None else round(topology.line_current_a(self.ven.site.service.system, cap), 1)
             out.append(ApiDrEvent(e.event_id, e.effective_start, e.effective_end, status, e.opt, signal, limit))
         return out
 
@@ -280,11 +280,10 @@ def _ev_power_w(running: RunningSite) -> float | None:
 def _non_ev_kw(running: RunningSite) -> float:
     """The site's non-EV load for an OpenADR 3 import limit, as the load manager sees it (live readings while
     fresh, else each meter's recorded maximum or design peak), summed over meters and taken on the worst line."""
-    from evsite.bms.state import line_amps
 
     limits, now = running.control.limits, datetime.now(UTC)
     worst = sum(max(limits.building_current(n, now)) for n in set(limits.building) | set(limits.building_max))
-    return float(worst) / line_amps(running.options.site, 1.0)
+    return float(worst) * topology.power_kw(running.options.site.service.system, 1.0)
 
 
 def _bms_state(running: RunningSite) -> Any:
