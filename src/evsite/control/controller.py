@@ -12,7 +12,13 @@ Rules it enforces:
   are reduced to make room; it is retried after `retry_s`;
 - an EV that draws clearly less than offered (taper, on-board limit) is capped at its draw plus a
   margin, and a 3φ port whose car draws on one phase counts only on that line;
-- a port we paused stays paused for `min_pause_s` (contactor wear).
+- a port we paused stays paused for `min_pause_s` (contactor wear);
+- closed loop: a port whose sample, taken after the response window (`settle_s`), shows it drawing
+  more than its setpoint allows (× the largest draw/pilot ratio a car may have) is non-compliant:
+  counted at what it draws, so the others are lowered in the same cycle, named in an alert and
+  escalated (`escalation`); a car drawing a few % over its pilot has that ratio learned and reserved;
+- a site meter on a node that reads more than the chargers under it report is believed: the gap is
+  taken off that node and every node above it (an under-reporting charger or an unmetered load).
 """
 
 from __future__ import annotations
@@ -73,6 +79,16 @@ class ControllerSettings:
     min_pause_s: float = 60.0
     retry_s: float = 30.0
     stale_sample_s: float = 120.0  # a port whose meter went quiet counts at its ceiling
+    # J1772 cars may draw a little over the pilot; above this ratio the port is disobeying us.
+    overdraw_ratio_max: float = 1.15
+    ratio_raise_step_a: float = 6.0  # a port with a learned ratio rises at most this much per cycle
+    # What to do with a non-compliant port, one step per `escalate_every_s` from its detection:
+    # "lower" (send it the J1772 minimum), "pause" (send 0), "suspend" / "stop" / "report" (alert for
+    # an operator action; suspend and stop are not sent automatically yet).
+    escalation: tuple[str, ...] = ("lower", "pause", "report")
+    escalate_every_s: float = 60.0
+    meter_fresh_s: float = 10.0  # a node meter reading older than this is not used
+    meter_gap_alert_a: float = 3.0  # a node meter this far above the chargers' reports raises an alert
 
 
 @dataclass
@@ -112,6 +128,24 @@ class Controller:
         self.inflight = np.zeros(n, dtype=bool)
         self.ev_cap = np.full(n, np.inf)  # learned cap of an EV that takes less than offered
         self._line_mask = self.tree.line_mask()
+        self.ratio = np.ones(n)  # learned draw / pilot of the car on each port (≥ 1)
+        self.noncompliant = np.zeros(n, dtype=bool)
+        self.noncompliant_since = np.full(n, np.nan)
+        self.flagged = np.zeros(n, dtype=bool)  # disobeyed once this session: unconfirmed reductions count at once
+        # Meters that see the EVs on a tree node and feed no building signal (that one already holds the gap).
+        metered_buildings = {load.metered_by for load in self.site.building_loads}
+        self.node_meters = {
+            m.id: self.tree.node_index[m.measures]
+            for m in self.site.meters
+            if m.role.value in ("site", "panel", "evse")
+            and m.measures in self.tree.node_index
+            and m.id not in metered_buildings
+        }
+        self.node_meter = np.full((self.tree.n_nodes, 3), np.nan)  # latest reading per (node, line)
+        self.node_meter_at = np.full(self.tree.n_nodes, -math.inf)
+        self.meter_gap = np.zeros((self.tree.n_nodes, 3))  # meter − what we count for the chargers under it
+        self.report_gap = np.zeros((self.tree.n_nodes, 3))  # meter − what the chargers under it report
+        self.report_gap_since = np.full((self.tree.n_nodes, 3), np.inf)
 
     def _volts(self) -> np.ndarray:
         system = self.site.service.system
@@ -153,6 +187,9 @@ class Controller:
                 self.measured[p] = 0.0  # contactor open: its last sample no longer describes it
             return was != bool(self.present[p])
         if isinstance(event, MeterSample):
+            if event.source in self.node_meters:
+                self._node_sample(self.node_meters[event.source], event, now)
+                return False
             p = self.port(event.source, event.connector_id)
             if p is None:
                 return False
@@ -163,6 +200,9 @@ class Controller:
             p = self.port(event.charge_point_id, event.connector_id)
             if p is None:
                 return False
+            self.ratio[p] = 1.0  # a new car, or none: learn its ratio afresh
+            self.flagged[p] = False
+            self._clear_noncompliant(p)
             if event.kind == "started":
                 self.needs.arrival_s[p] = event.at.timestamp()
                 self.start_wh[p] = event.meter_wh
@@ -202,24 +242,61 @@ class Controller:
         self.measured_at[p] = at
         if sample.energy_wh is not None and not np.isnan(self.start_wh[p]):
             self.session_wh[p] = max(0.0, sample.energy_wh - self.start_wh[p])
-        # A reduction counts once a sample taken a PWM update after it shows the EV below the new value
-        # (the pilot itself changes within one PWM update, so later the EV cannot climb back above it).
-        after_update = at >= self.changed_at[p] + self.settings.pilot_update_s
-        if self.ceiling[p] > self.sent[p] and after_update and per_line.max() <= self.sent[p] + 0.5:
-            self.ceiling[p] = self.sent[p]
+        self._judge(np.array([p]), at)
+
+    def _judge(self, ports: np.ndarray, at: float) -> None:
+        """Confirm followed reductions, mark ports drawing beyond their setpoint, learn draw/pilot ratios.
+
+        A reduction counts once a sample taken a PWM update after it shows the EV below the new value
+        (the pilot itself changes within one PWM update, so later the EV cannot climb back above it).
+        "Below" allows the overdraw a car may have: a car 10 % over its pilot still followed it. A sample
+        taken after the whole response window that is still above that is disobedience.
+        """
+        s = self.settings
+        drawn = self.measured[ports].max(axis=1)
+        sent = self.sent[ports]
+        allowed = sent * s.overdraw_ratio_max + 0.5
+        after_update = at >= self.changed_at[ports] + s.pilot_update_s
+        confirm = (self.ceiling[ports] > sent) & after_update & (drawn <= allowed)
+        self.ceiling[ports[confirm]] = sent[confirm]
+        judged = (at >= self.changed_at[ports] + s.settle_s) & self.present[ports]
+        over = judged & (drawn > allowed)
+        newly = ports[over & ~self.noncompliant[ports]]
+        self.noncompliant[newly] = True
+        self.noncompliant_since[newly] = at
+        self.flagged[newly] = True
+        obeys = ports[judged & ~over]
+        self.noncompliant[obeys] = False
+        self.noncompliant_since[obeys] = np.nan
+        # At its pilot (not tapering below it): learn how far over the pilot this car draws.
+        at_pilot = judged & ~over & (sent >= J1772_MIN_A) & (drawn >= sent - 0.5)
+        learn = ports[at_pilot]
+        if learn.size:
+            # 0.1 A off the reading: a meter's last digit alone must not reserve 2 % of a 48 A port.
+            seen = np.minimum((drawn[at_pilot] - 0.1) / sent[at_pilot], s.overdraw_ratio_max)
+            self.ratio[learn] = np.maximum(self.ratio[learn], seen)
+
+    def _clear_noncompliant(self, p: int) -> None:
+        self.noncompliant[p] = False
+        self.noncompliant_since[p] = np.nan
+
+    def _node_sample(self, node: int, sample: MeterSample, now: float) -> None:
+        """A site meter's reading on a tree node: the truth the chargers' own reports are checked against."""
+        if not sample.current_a:
+            return
+        reading = np.full(3, np.nan)
+        for k, name in enumerate(LINES):
+            if name in sample.current_a:
+                reading[k] = abs(sample.current_a[name])
+        self.node_meter[node] = reading
+        self.node_meter_at[node] = now  # on the controller's clock (the replay's differs from wall time)
 
     def ingest_samples(self, per_line: np.ndarray, session_wh: np.ndarray, at: float, ports: np.ndarray) -> None:
         """Meter samples for many ports at once (the replay's fast path; same rules as `observe`)."""
         self.measured[ports] = per_line[ports]
         self.measured_at[ports] = at
         self.session_wh[ports] = session_wh[ports]
-        confirm = (
-            (self.ceiling[ports] > self.sent[ports])
-            & (at >= self.changed_at[ports] + self.settings.pilot_update_s)
-            & (per_line[ports].max(axis=1) <= self.sent[ports] + 0.5)
-        )
-        idx = ports[confirm]
-        self.ceiling[idx] = self.sent[idx]
+        self._judge(ports, at)
 
     def mark_failed(self, p: int, now: float) -> None:
         self.unresponsive[p] = True
@@ -307,18 +384,107 @@ class Controller:
         # reserved on its lines, so the others make room, while the port keeps its own setpoint.
         over = np.maximum(drawn - np.maximum(self.ceiling, self.sent), 0.0)
         d.excess = np.where(fresh & self.present & (over > 0.5), over + s.follow_margin_a, 0.0)
+        # A car that draws a known ratio r over its pilot takes (r − 1)·x more of whatever x it is given. Its
+        # next setpoint is capped at `top` and (r − 1)·top reserved on its lines, so the reserve covers it;
+        # `top` climbs by `ratio_raise_step_a` a cycle, so a capped port reaches its share within seconds.
+        over_pilot = self.present & (self.ratio > 1.0)
+        top = np.minimum(np.maximum(self.sent, J1772_MIN_A) + s.ratio_raise_step_a, self.port_max)
+        d.ev_max = np.where(over_pilot, np.minimum(d.ev_max, top), d.ev_max)
+        d.excess = np.where(over_pilot, np.maximum(d.excess, (self.ratio - 1.0) * top), d.excess)
         # Offline: we cannot know what it does. Rejected: it follows whatever it had, at worst its maximum.
         worst = self.offline | (self.unresponsive & self.present)
         d.fixed = np.where(worst, self.port_max, np.nan)
+        # Non-compliant: it takes what it takes, whatever we send; count it there (plus a cycle's ramp)
+        # and the others are lowered to make room in this very cycle.
+        disobeys = self.noncompliant & self.present & ~worst
+        took = np.maximum(drawn + s.follow_margin_a, self.sent)
+        d.fixed = np.where(disobeys, took, d.fixed)
+        # A port that has disobeyed before (late, ignoring) is counted at the old pilot of a reduction it has
+        # not confirmed yet, from the moment the reduction leaves: the others make room now, not after the window.
+        late = self.flagged & self.present & ~worst & (self.ceiling > self.sent + 0.05)
+        d.fixed = np.where(late, np.fmax(d.fixed, self.ceiling), d.fixed)
+        disobeys = disobeys | late
+        d.reserved = np.where(disobeys, 0.0, d.reserved)  # counted in `fixed` already
+        d.excess = np.where(disobeys, 0.0, d.excess)
         d.previous = self.sent.copy()
         d.rank = self.session_wh.copy()
         return d
 
+    def counted(self, now: float) -> np.ndarray:
+        """Per port and site line: the most we count each port as drawing (its upper bound, or `fixed`)."""
+        _, upper = self.ev_current_bounds(now)
+        mask = self._line_mask
+        worst = self.offline | (self.unresponsive & self.present)
+        upper = np.where(worst[:, None] & mask, np.maximum(upper, self.port_max[:, None]), upper)
+        disobeys = (self.noncompliant & self.present)[:, None] & mask
+        took = np.maximum(self.measured.max(axis=1) + self.settings.follow_margin_a, self.sent)
+        return np.where(disobeys, np.maximum(upper, took[:, None]), upper)
+
+    def update_meter_gap(self, now: float) -> np.ndarray:
+        """Node meter minus what we count for the chargers under it, per (node, line), ≥ 0 (0 where no fresh meter).
+
+        A meter reading more than the chargers' reports is believed: a charger under-reports or something
+        unmetered draws. For control the reading is compared with the most each port may be drawing, so
+        a car in mid-change does not look like a gap. For the alert it is compared with what the chargers
+        report, and only a gap that lasts the response window counts (reports lag a car's changes).
+        """
+        gap = np.zeros((self.tree.n_nodes, 3))
+        reported_gap = np.zeros((self.tree.n_nodes, 3))
+        fresh = now - self.node_meter_at <= self.settings.meter_fresh_s
+        if fresh.any():
+            # The true gap G lies in [meter − the most the ports may draw, meter − the least]: keep the last
+            # estimate unless the bounds force it (a car in mid-change neither creates nor erases a gap).
+            lower, _ = self.ev_current_bounds(now)
+            counted = self.tree.node_load_lines(self.counted(now))[fresh]
+            least = self.tree.node_load_lines(lower)[fresh]
+            reading = self.node_meter[fresh]
+            lo = np.nan_to_num(reading - counted, nan=0.0)
+            hi = np.nan_to_num(reading - least, nan=0.0)
+            gap[fresh] = np.maximum(np.minimum(np.maximum(self.meter_gap[fresh], lo), hi), 0.0)
+            reported = self.tree.node_load_lines(self.measured)[fresh]
+            reported_gap[fresh] = np.nan_to_num(reading - reported, nan=0.0)
+        self.meter_gap = gap
+        wide = reported_gap > self.settings.meter_gap_alert_a
+        self.report_gap = np.where(wide, reported_gap, 0.0)
+        self.report_gap_since = np.where(wide, np.fmin(self.report_gap_since, now), np.inf)
+        return gap
+
+    def closed_limits(self, limits: np.ndarray, now: float) -> np.ndarray:
+        """Limits less each node meter's unexplained current, on its node and every node above it."""
+        gap = self.update_meter_gap(now)
+        if not gap.any():
+            return limits
+        out = limits.copy()
+        for node in np.flatnonzero(gap.any(axis=1)):
+            up = int(node)
+            while up >= 0:
+                out[up] -= gap[node]
+                up = int(self.tree.parents[up])
+        return np.maximum(out, 0.0)
+
+    def escalation_step(self, p: int, now: float) -> str | None:
+        """The escalation step a non-compliant port has reached (None if it obeys or no steps are set)."""
+        steps = self.settings.escalation
+        if not self.noncompliant[p] or not steps:
+            return None
+        k = int(max(0.0, now - self.noncompliant_since[p]) // max(self.settings.escalate_every_s, 1e-9))
+        return steps[min(k, len(steps) - 1)]
+
     def decide(self, limits: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Setpoints for every port, and the indices whose value must be sent."""
+        limits = self.closed_limits(limits, now)
         demand = self.demand(now)
         self.needs.delivered_wh = self.session_wh
         setpoints = self.policy(self.tree, demand, limits, now, self.needs)
+        # A non-compliant port is counted at its draw; what we send it is the escalation's business.
+        for p in np.flatnonzero(self.noncompliant & self.present):
+            step = self.escalation_step(int(p), now)
+            if step == "lower":
+                setpoints[p] = min(self.sent[p], J1772_MIN_A) if self.sent[p] > 0 else 0.0
+            elif step is not None:
+                setpoints[p] = 0.0  # pause, and keep it paused while an operator acts
+            else:
+                setpoints[p] = self.sent[p]
         self.last_setpoints = setpoints
         retry = self.unresponsive & (now - self.failed_at >= self.settings.retry_s) & ~self.offline
         # Every reduction is sent; a raise only when worth a message (≥ raise_deadband_a, or a resume), or
@@ -333,6 +499,43 @@ class Controller:
         )
         changed = worth & ~self.unresponsive & ~self.offline
         return setpoints, np.flatnonzero((changed | retry) & ~self.inflight)
+
+    def alerts(self, now: float) -> list[dict[str, str]]:
+        """Active alerts the controller raises: each non-compliant charger by name, each node meter gap."""
+        out = []
+        for p in np.flatnonzero(self.noncompliant & self.present):
+            port = self.tree.ports[p]
+            step = self.escalation_step(int(p), now) or "counted at its draw"
+            manual = step in ("suspend", "stop", "report")
+            out.append(
+                {
+                    "key": f"noncompliant:{port.charge_point_id}:{port.connector_id}",
+                    "kind": "charger-noncompliant",
+                    "severity": "critical",
+                    "message": (
+                        f"Charger {port.charge_point_id} connector {port.connector_id} draws "
+                        f"{self.measured[p].max():.1f} A against its {self.sent[p]:g} A setpoint; counted at its draw, "
+                        f"escalation: {step}" + (" (manual action needed)" if manual else "")
+                    ),
+                }
+            )
+        lasting = self.report_gap_since <= now - self.settings.settle_s
+        for n, line in np.argwhere(lasting & (self.report_gap > 0)):
+            meter = next((m for m, node in self.node_meters.items() if node == n), self.tree.node_ids[n])
+            out.append(
+                {
+                    "key": f"meter-gap:{meter}:{LINES[line]}",
+                    "kind": "meter-mismatch",
+                    "severity": "warning",
+                    "message": (
+                        f"Meter {meter} on {self.tree.node_ids[n]} {LINES[line]} reads "
+                        f"{self.report_gap[n, line]:.1f} A more than its chargers report "
+                        "(a charger under-reports or an unmetered load draws); "
+                        "the gap is counted"
+                    ),
+                }
+            )
+        return out
 
     def snapshot(self, limits: np.ndarray) -> dict[str, Any]:
         """Per node/line: limit, measured, allocated; per connector: setpoint, drawn (for API/dashboard)."""
@@ -360,6 +563,8 @@ class Controller:
                 "accepted_a": float(self.sent[p]),
                 "drawn_a": round(float(self.measured[p].max()), 2),
                 "unresponsive": bool(self.unresponsive[p] or self.offline[p]),
+                "noncompliant": bool(self.noncompliant[p]),
+                "draw_ratio": round(float(self.ratio[p]), 3),
             }
             for p, port in enumerate(self.tree.ports)
         ]
