@@ -132,6 +132,12 @@ class Controller:
         self.noncompliant = np.zeros(n, dtype=bool)
         self.noncompliant_since = np.full(n, np.nan)
         self.flagged = np.zeros(n, dtype=bool)  # disobeyed once this session: unconfirmed reductions count at once
+        # The response window runs from the last reduction (a raise needs no time to follow). Reductions that
+        # come faster than the car follows must not keep it from being judged: the oldest one it has not
+        # followed yet (`follow_from`, `follow_value`) has its own window, which later ones do not restart.
+        self.judge_from = np.full(n, np.inf)  # inf: no setpoint accepted yet, nothing to judge against
+        self.follow_from = np.full(n, np.inf)
+        self.follow_value = np.zeros(n)
         # Meters that see the EVs on a tree node and feed no building signal (that one already holds the gap).
         metered_buildings = {load.metered_by for load in self.site.building_loads}
         self.node_meters = {
@@ -238,19 +244,22 @@ class Controller:
             per_line[list(port.lines)] = max(0.0, sample.power_w) / self.needs.volts[p]
         else:
             return
+        previous = self.measured[p].max() if np.isfinite(self.measured_at[p]) else np.inf
         self.measured[p] = per_line
         self.measured_at[p] = at
         if sample.energy_wh is not None and not np.isnan(self.start_wh[p]):
             self.session_wh[p] = max(0.0, sample.energy_wh - self.start_wh[p])
-        self._judge(np.array([p]), at)
+        self._judge(np.array([p]), at, np.array([previous]))
 
-    def _judge(self, ports: np.ndarray, at: float) -> None:
+    def _judge(self, ports: np.ndarray, at: float, previous: np.ndarray) -> None:
         """Confirm followed reductions, mark ports drawing beyond their setpoint, learn draw/pilot ratios.
 
         A reduction counts once a sample taken a PWM update after it shows the EV below the new value
         (the pilot itself changes within one PWM update, so later the EV cannot climb back above it).
         "Below" allows the overdraw a car may have: a car 10 % over its pilot still followed it. A sample
-        taken after the whole response window that is still above that is disobedience.
+        taken after the whole response window that is still above that is disobedience; so is a draw that
+        rises above a pilot the EVSE has had for a PWM update (`previous`: the port's last sample, inf if
+        none), at once: a car that follows never climbs over its pilot.
         """
         s = self.settings
         drawn = self.measured[ports].max(axis=1)
@@ -259,7 +268,20 @@ class Controller:
         after_update = at >= self.changed_at[ports] + s.pilot_update_s
         confirm = (self.ceiling[ports] > sent) & after_update & (drawn <= allowed)
         self.ceiling[ports[confirm]] = sent[confirm]
-        judged = (at >= self.changed_at[ports] + s.settle_s) & self.present[ports]
+        self.follow_from[ports[drawn <= allowed]] = np.inf  # it follows the latest value: nothing outstanding
+        settled = at >= self.judge_from[ports] + s.settle_s
+        older = ~settled & (at >= self.follow_from[ports] + s.settle_s)  # past the oldest outstanding one's window
+        allowed = np.where(older, np.maximum(sent, self.follow_value[ports]) * s.overdraw_ratio_max + 0.5, allowed)
+        judged = (settled | older) & self.present[ports]
+        climbed = (
+            self.present[ports]
+            & ~self.inflight[ports]
+            & np.isfinite(self.changed_at[ports])
+            & after_update
+            & (drawn > allowed)
+            & (drawn > previous + 1.0)
+        )
+        judged = judged | climbed
         over = judged & (drawn > allowed)
         newly = ports[over & ~self.noncompliant[ports]]
         self.noncompliant[newly] = True
@@ -269,7 +291,7 @@ class Controller:
         self.noncompliant[obeys] = False
         self.noncompliant_since[obeys] = np.nan
         # At its pilot (not tapering below it): learn how far over the pilot this car draws.
-        at_pilot = judged & ~over & (sent >= J1772_MIN_A) & (drawn >= sent - 0.5)
+        at_pilot = settled & judged & ~over & (sent >= J1772_MIN_A) & (drawn >= sent - 0.5)
         learn = ports[at_pilot]
         if learn.size:
             # 0.1 A off the reading: a meter's last digit alone must not reserve 2 % of a 48 A port.
@@ -293,10 +315,11 @@ class Controller:
 
     def ingest_samples(self, per_line: np.ndarray, session_wh: np.ndarray, at: float, ports: np.ndarray) -> None:
         """Meter samples for many ports at once (the replay's fast path; same rules as `observe`)."""
+        previous = np.where(np.isfinite(self.measured_at[ports]), self.measured[ports].max(axis=1), np.inf)
         self.measured[ports] = per_line[ports]
         self.measured_at[ports] = at
         self.session_wh[ports] = session_wh[ports]
-        self._judge(ports, at)
+        self._judge(ports, at, previous)
 
     def mark_failed(self, p: int, now: float) -> None:
         self.unresponsive[p] = True
@@ -314,6 +337,10 @@ class Controller:
             self.mark_failed(p, now)
             return
         self.unresponsive[p] = False
+        if value < self.sent[p] or not np.isfinite(self.judge_from[p]):  # a reduction: the window restarts
+            self.judge_from[p] = now
+            if not np.isfinite(self.follow_from[p]):
+                self.follow_from[p], self.follow_value[p] = now, value
         if value > self.ceiling[p]:
             self.ceiling[p] = value
         if value == 0.0 and self.present[p]:
