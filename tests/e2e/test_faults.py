@@ -18,6 +18,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -92,8 +93,6 @@ async def faulty_site(tmp_path: Path, quirks: dict[str, Quirks], *, panel_meter:
 
 
 async def _panel_meter(live: LiveSite) -> None:
-    from datetime import UTC, datetime
-
     while True:
         amps = live.fleet.total_current_a()
         live.loop.bus.publish(MeterSample("M-EVP", 0, datetime.now(UTC), current_a=dict(amps)))
@@ -106,9 +105,9 @@ async def _watch_disobedience(run: Run) -> None:
     while True:
         for cp in run.live.fleet.charge_points:
             p = ctrl.port(cp.id, 1)
-            if p is not None and cp.id not in run.first_disobeyed and ctrl.sent[p] > 0:
-                if run.live.drawn_a(cp.id) > ctrl.sent[p] * ctrl.settings.overdraw_ratio_max + 0.5:
-                    run.first_disobeyed[cp.id] = time.monotonic()
+            known = p is not None and cp.id not in run.first_disobeyed and ctrl.sent[p] > 0
+            if known and run.live.drawn_a(cp.id) > ctrl.sent[p] * ctrl.settings.overdraw_ratio_max + 0.5:
+                run.first_disobeyed[cp.id] = time.monotonic()
             for alert in run.alerts.alerts.values():
                 if alert.active and cp.id in alert.message:
                     run.first_alert.setdefault((cp.id, alert.kind), time.monotonic())
