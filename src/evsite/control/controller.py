@@ -126,6 +126,10 @@ class Controller:
             self._by_cp.setdefault(port.charge_point_id, []).append(i)
         self.last_setpoints = np.zeros(n)
         self.inflight = np.zeros(n, dtype=bool)
+        # Accepted a setpoint from this controller since it (re)connected. After a restart a charger whose
+        # car arrived during the outage may not have told us its status: it must get a setpoint anyway,
+        # or it keeps whatever it had (an expired lift, its fail-safe share) while we count it at its maximum.
+        self.dispatched = np.zeros(n, dtype=bool)
         self.ev_cap = np.full(n, np.inf)  # learned cap of an EV that takes less than offered
         self._line_mask = self.tree.line_mask()
         self.ratio = np.ones(n)  # learned draw / pilot of the car on each port (≥ 1)
@@ -221,6 +225,7 @@ class Controller:
         if isinstance(event, ChargerConnected):
             ports = self._by_cp.get(event.charge_point_id, [])
             self.offline[ports] = not event.connected
+            self.dispatched[ports] = False  # back online: it gets a setpoint whatever it was told before
             return True
         if isinstance(event, SetpointResult) and not event.accepted:
             p = self.port(event.charge_point_id, event.connector_id)
@@ -336,6 +341,7 @@ class Controller:
         if not accepted:
             self.mark_failed(p, now)
             return
+        self.dispatched[p] = True
         self.unresponsive[p] = False
         if value < self.sent[p] or not np.isfinite(self.judge_from[p]):  # a reduction: the window restarts
             self.judge_from[p] = now
@@ -524,7 +530,7 @@ class Controller:
             | ((self.sent == 0) & (setpoints > 0))
             | ((delta >= 0.05) & held)
         )
-        changed = worth & ~self.unresponsive & ~self.offline
+        changed = (worth | ~self.dispatched) & ~self.unresponsive & ~self.offline
         return setpoints, np.flatnonzero((changed | retry) & ~self.inflight)
 
     def alerts(self, now: float) -> list[dict[str, str]]:
