@@ -133,6 +133,7 @@ class Controller:
         self.ev_cap = np.full(n, np.inf)  # learned cap of an EV that takes less than offered
         self._line_mask = self.tree.line_mask()
         self.ratio = np.ones(n)  # learned draw / pilot of the car on each port (≥ 1)
+        self.ratio_top = np.zeros(n)  # the most a port with a ratio > 1 may be given next (its reserve covers it)
         self.noncompliant = np.zeros(n, dtype=bool)
         self.noncompliant_since = np.full(n, np.nan)
         self.flagged = np.zeros(n, dtype=bool)  # disobeyed once this session: unconfirmed reductions count at once
@@ -278,12 +279,13 @@ class Controller:
         older = ~settled & (at >= self.follow_from[ports] + s.settle_s)  # past the oldest outstanding one's window
         allowed = np.where(older, np.maximum(sent, self.follow_value[ports]) * s.overdraw_ratio_max + 0.5, allowed)
         judged = (settled | older) & self.present[ports]
+        climb_allowed = np.maximum(sent, self.ceiling[ports]) * s.overdraw_ratio_max + 0.5  # raises in effect
         climbed = (
             self.present[ports]
             & ~self.inflight[ports]
             & np.isfinite(self.changed_at[ports])
             & after_update
-            & (drawn > allowed)
+            & (drawn > climb_allowed)
             & (drawn > previous + 1.0)
         )
         judged = judged | climbed
@@ -415,13 +417,21 @@ class Controller:
         d.reserved = np.where(self.present | ~self.known, d.reserved, 0.0)  # an empty connector draws nothing
         # Drawing more than any pilot we gave it (an EV overdrawing, a charger ignoring us): the excess is
         # reserved on its lines, so the others make room, while the port keeps its own setpoint.
-        over = np.maximum(drawn - np.maximum(self.ceiling, self.sent), 0.0)
+        # (Beyond the learned ratio: that part is reserved below, steadily rather than sample by sample.)
+        over = np.maximum(drawn - np.maximum(self.ceiling, self.sent) * self.ratio, 0.0)
         d.excess = np.where(fresh & self.present & (over > 0.5), over + s.follow_margin_a, 0.0)
         # A car that draws a known ratio r over its pilot takes (r − 1)·x more of whatever x it is given. Its
         # next setpoint is capped at `top` and (r − 1)·top reserved on its lines, so the reserve covers it;
         # `top` climbs by `ratio_raise_step_a` a cycle, so a capped port reaches its share within seconds.
+        # `top` moves only when the port uses it all or is far below it: a reserve that followed every
+        # setpoint would feed back into the others' shares and make every setpoint jitter.
         over_pilot = self.present & (self.ratio > 1.0)
-        top = np.minimum(np.maximum(self.sent, J1772_MIN_A) + s.ratio_raise_step_a, self.port_max)
+        step = s.ratio_raise_step_a
+        grow = self.sent >= self.ratio_top - 1.0
+        shrink = self.sent < self.ratio_top - 2 * step
+        fresh_top = np.minimum(np.maximum(self.sent, J1772_MIN_A) + step, self.port_max)
+        self.ratio_top = np.where(over_pilot & (grow | shrink), fresh_top, self.ratio_top)
+        top = self.ratio_top
         d.ev_max = np.where(over_pilot, np.minimum(d.ev_max, top), d.ev_max)
         d.excess = np.where(over_pilot, np.maximum(d.excess, (self.ratio - 1.0) * top), d.excess)
         # Offline: we cannot know what it does. Rejected: it follows whatever it had, at worst its maximum.
@@ -434,6 +444,10 @@ class Controller:
         d.fixed = np.where(disobeys, took, d.fixed)
         # A port that has disobeyed before (late, ignoring) is counted at the old pilot of a reduction it has
         # not confirmed yet, from the moment the reduction leaves: the others make room now, not after the window.
+        # It stays at the J1772 minimum for the rest of the session (when the escalation lowers at all):
+        # raising a charger that applies changes late or not at all only makes the others chase it.
+        if "lower" in s.escalation:
+            d.ev_max = np.where(self.flagged & self.present, np.minimum(d.ev_max, J1772_MIN_A), d.ev_max)
         late = self.flagged & self.present & ~worst & (self.ceiling > self.sent + 0.05)
         d.fixed = np.where(late, np.fmax(d.fixed, self.ceiling), d.fixed)
         disobeys = disobeys | late
