@@ -143,6 +143,8 @@ class Controller:
         self.judge_from = np.full(n, np.inf)  # inf: no setpoint accepted yet, nothing to judge against
         self.follow_from = np.full(n, np.inf)
         self.follow_value = np.zeros(n)
+        self.raised_to = np.zeros(n)  # the last raise we sent, and when (a climb towards it is no disobedience)
+        self.raised_at = np.full(n, -math.inf)
         # Meters that see the EVs on a tree node and feed no building signal (that one already holds the gap).
         metered_buildings = {load.metered_by for load in self.site.building_loads}
         self.node_meters = {
@@ -279,7 +281,9 @@ class Controller:
         older = ~settled & (at >= self.follow_from[ports] + s.settle_s)  # past the oldest outstanding one's window
         allowed = np.where(older, np.maximum(sent, self.follow_value[ports]) * s.overdraw_ratio_max + 0.5, allowed)
         judged = (settled | older) & self.present[ports]
-        climb_allowed = np.maximum(sent, self.ceiling[ports]) * s.overdraw_ratio_max + 0.5  # raises in effect
+        # A raise we sent within the window may still be reaching the car (a reduction may have followed it).
+        recent = np.where(at - self.raised_at[ports] < s.settle_s, self.raised_to[ports], 0.0)
+        climb_allowed = np.maximum(sent, recent) * s.overdraw_ratio_max + 0.5
         climbed = (
             self.present[ports]
             & ~self.inflight[ports]
@@ -345,6 +349,8 @@ class Controller:
             return
         self.dispatched[p] = True
         self.unresponsive[p] = False
+        if value > self.sent[p]:
+            self.raised_to[p], self.raised_at[p] = value, now
         if value < self.sent[p] or not np.isfinite(self.judge_from[p]):  # a reduction: the window restarts
             self.judge_from[p] = now
             if not np.isfinite(self.follow_from[p]):
