@@ -149,3 +149,24 @@ async def test_residential_shedding_over_the_bus_and_dispatch_timing() -> None:
         assert all(r.t_dispatch_s is not None and r.t_dispatch_s < 1.0 for r in loop.dispatch_log)
     finally:
         await loop.stop()
+
+
+async def test_restart_dispatches_every_connected_charger_without_a_status() -> None:
+    """After a restart, chargers whose cars arrived during the outage may send no status (issue 22).
+
+    Before: a port with no status counted at its maximum but was never sent a setpoint (its value, 0,
+    equalled what the fresh controller believed it had), so such a site got no setpoint at all.
+    """
+    chargers = FakeChargers()
+    site = _fast(load_site(EXAMPLES / "workplace-20.yaml"))
+    bus = EventBus()
+    loop = ControlLoop(site, bus, chargers)
+    await loop.start()
+    try:
+        for evse in site.evse:
+            bus.publish(ChargerConnected(evse.id, connected=True))
+        await _until(lambda: len(chargers.limits) == 20)
+        # Nothing known about their cars: a pause until they report is the safe value.
+        assert set(chargers.limits.values()) == {0.0}
+    finally:
+        await loop.stop()

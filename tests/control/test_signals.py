@@ -152,6 +152,20 @@ def test_fail_safe_shares() -> None:
     assert tree.node_load(x)[tree.node_index["F-EV"]].max() <= 160.0
 
 
+def test_fail_safe_shares_with_a_charger_that_refused_its_profile() -> None:
+    """WP-01 (L1-L2) refused its fail-safe: without evsite it draws its 48 A nameplate (1.6 §3.13.6).
+    L1: (160 − 48) / 12 others = 9.33 A; L2: (160 − 48) / 13 others = 8.61 A; L3 untouched: 160 / 13.
+    So L1-L2 and L2-L3 ports get 8.6 A, L3-L1 ports min(12.3, 9.33) = 9.3 A."""
+    site = load_site(EXAMPLES / "workplace-20.yaml")
+    shares = safe_default_limits(site, refused=frozenset({"WP-01"}))
+    assert [shares[f"WP-{i:02d}"] for i in (1, 2, 3, 4)] == [48.0, 8.6, 9.3, 8.6]
+    tree = build_tree(site)
+    x = np.array([shares[p.charge_point_id] for p in tree.ports])
+    lines = tree.node_load(x)[tree.node_index["F-EV"]]
+    assert lines.max() <= 160.0  # every line inside the EMS setpoint with WP-01 at nameplate
+    assert lines[1] == pytest.approx(48.0 + 13 * 8.6)
+
+
 def test_fail_safe_follows_site_changes() -> None:
     site = load_site(EXAMPLES / "workplace-20.yaml")
     site.ems[0].setpoint_a = 80.0

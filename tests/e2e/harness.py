@@ -26,6 +26,7 @@ from evsite.control.loop import ControlLoop
 from evsite.ocpp.server import CentralSystem, ServerSettings
 from evsite.runtime.events import EventBus
 from evsite.sim import Ev, Fleet
+from evsite.sim.chargepoint import Quirks
 from evsite.site import Site, load_site
 from evsite.store.ocpp import OcppStore
 from tests.conftest import EXAMPLES
@@ -191,6 +192,7 @@ async def live_site(
     speed: float = SPEED,
     seed: int = 11,
     charger_config: dict[str, str] | None = None,
+    quirks: dict[str, Quirks] | None = None,
 ) -> AsyncIterator[LiveSite]:
     """Start store, central system, control loop and a fleet for every EVSE of `site`; stop them after."""
     store = await OcppStore.open(f"sqlite+aiosqlite:///{tmp_path / 'site.db'}", synchronous="NORMAL")
@@ -212,6 +214,9 @@ async def live_site(
         backoff_min_s=0.2,
         backoff_max_s=1.0,
     )
+    for cp in fleet.charge_points:  # misbehaviour from the first frame (a refused fail-safe included)
+        if quirks and cp.id in quirks:
+            cp.spec.quirks = quirks[cp.id]
     live = LiveSite(site, store, cs, loop, fleet, cs.port)
     try:
         await fleet.start()

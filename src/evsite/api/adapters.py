@@ -74,6 +74,10 @@ class ControlLoopState:
         times = self.loop.cycle_times_s
         return times[-1] if times else None
 
+    def alerts(self) -> list[dict[str, str]]:
+        """Alerts the load manager raises itself (key, kind, severity, message)."""
+        return self.loop.alerts()
+
 
 def priority_weight(priority: int) -> float:
     """Priority class → sharing weight: class 1 (the default) is 1, each class above doubles it, class 0 halves it."""

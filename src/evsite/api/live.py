@@ -35,6 +35,10 @@ EXCURSION_ALERT_S = 15.0
 """A node above its limit for longer than this raises an alert (EVs take up to ~15 s to follow)."""
 
 
+CONTROL_ALERTS = {"charger-noncompliant", "meter-mismatch"}
+"""Alert kinds the load manager raises itself (mirrored on every tick, cleared when it drops them)."""
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -100,7 +104,8 @@ class ManualLimit:
 @dataclass
 class Alert:
     key: str
-    kind: str  # charger-offline | profile-rejected | meter-stale | limit-excursion
+    # charger-offline | profile-rejected | meter-stale | limit-excursion | charger-noncompliant | meter-mismatch
+    kind: str
     severity: str  # warning | critical
     message: str
     since: datetime
@@ -294,6 +299,7 @@ class LiveState:
             # The load manager keeps a manual cap until it is cleared, so expiry is announced here.
             node, self.manual_limit = self.manual_limit.node, None
             self.runtime.bus.publish(SiteSignal("manual_limit", node, {}, "api:expired", until=at))
+        self._control_alerts()
         for row in self.node_lines():
             key = (row.node, row.line)
             self.peak[f"{row.node}:{row.line}"] = max(self.peak.get(f"{row.node}:{row.line}", 0.0), row.measured_a)
@@ -307,6 +313,18 @@ class LiveState:
             else:
                 self._over_since.pop(key, None)
                 self._clear(f"excursion:{row.node}:{row.line}")
+
+    def _control_alerts(self) -> None:
+        """Mirror the load manager's own alerts (a charger drawing beyond its setpoint, a meter gap)."""
+        source = getattr(self.runtime.control, "alerts", None)
+        if source is None:
+            return
+        raised = {a["key"]: a for a in source()}
+        for key, alert in raised.items():
+            self._raise(key, alert["kind"], alert["severity"], alert["message"])
+        for key, alert in self.alerts.items():
+            if alert.active and alert.kind in CONTROL_ALERTS and key not in raised:
+                self._clear(key)
 
     # ------------------------------------------------------------------ derived views
 

@@ -39,23 +39,40 @@ def design_building_limits(site: Site, tree: ConstraintTree) -> np.ndarray:
     return np.maximum(limits, 0.0)
 
 
-def port_shares(tree: ConstraintTree, limits: np.ndarray) -> np.ndarray:
-    """Each port's share: min over the rows it loads of row limit / number of ports on the row."""
+def port_shares(tree: ConstraintTree, limits: np.ndarray, fixed: np.ndarray | None = None) -> np.ndarray:
+    """Each port's share: min over the rows it loads of row limit / number of ports on the row.
+
+    `fixed` (bool per port): ports that will draw their maximum whatever we install (a charger that
+    refused its fail-safe profile). Their maximum is taken off every row they load first, they get no
+    share, and the others split what is left.
+    """
     rows, cols = tree.incidence()
+    port_max = np.array([p.max_a for p in tree.ports])
+    flat = limits.reshape(-1).copy()
+    if fixed is not None and fixed.any():
+        taken = fixed[cols]
+        flat -= np.bincount(rows[taken], weights=port_max[cols[taken]], minlength=flat.size)
+        flat = np.maximum(flat, 0.0)
+        rows, cols = rows[~taken], cols[~taken]
     count = np.bincount(rows, minlength=tree.n_nodes * 3)
-    flat = limits.reshape(-1)
     with np.errstate(divide="ignore"):
         share_row = np.where(count > 0, flat / np.maximum(count, 1), np.inf)
     share = np.full(tree.n_ports, np.inf)
     np.minimum.at(share, cols, share_row[rows])
-    port_max = np.array([p.max_a for p in tree.ports])
-    return np.minimum(share, port_max)
+    share = np.minimum(share, port_max)
+    return share if fixed is None else np.where(fixed, port_max, share)
 
 
-def safe_default_limits(site: Site) -> dict[str, float]:
-    """Fail-safe current limit (A per phase) for each charger id; 0 where 6 A per port cannot be afforded."""
+def safe_default_limits(site: Site, refused: frozenset[str] = frozenset()) -> dict[str, float]:
+    """Fail-safe current limit (A per phase) for each charger id; 0 where 6 A per port cannot be afforded.
+
+    `refused`: chargers that would not take a fail-safe profile. With evsite gone they charge at their
+    nameplate (1.6 §3.13.6), so they are counted there and the others' shares shrink to make room; their
+    own entry is their nameplate (what they will draw, not a limit anyone installs).
+    """
     tree = build_tree(site)
-    shares = floor_step(port_shares(tree, design_building_limits(site, tree)))
+    fixed = np.array([p.charge_point_id in refused for p in tree.ports])
+    shares = floor_step(port_shares(tree, design_building_limits(site, tree), fixed))
     result: dict[str, float] = {}
     for port, share in zip(tree.ports, shares, strict=True):
         # A charger-wide profile (connector 0) bounds the whole charger: the sum of its ports' shares.
@@ -63,5 +80,5 @@ def safe_default_limits(site: Site) -> dict[str, float]:
     out = {}
     for evse in site.evse:
         value = float(floor_step(np.array([result.get(evse.id, 0.0)]))[0])
-        out[evse.id] = value if value >= J1772_MIN_A else 0.0
+        out[evse.id] = value if value >= J1772_MIN_A or evse.id in refused else 0.0
     return out

@@ -113,6 +113,10 @@ class ControlLoop:
     def snapshot(self) -> dict[str, Any]:
         return self.controller.snapshot(self._current_limits)
 
+    def alerts(self) -> list[dict[str, str]]:
+        """The controller's active alerts (non-compliant chargers by name, node meter gaps) for the API."""
+        return self.controller.alerts(time.time())
+
     async def _consume(self) -> None:
         async with self.bus.subscribe() as queue:
             self._subscribed.set()

@@ -5,8 +5,9 @@ statuses, meter samples every `meter_value_interval_s`, signals (stale when a me
 the answers to its commands. The EV model follows J1772/IEC 61851 timing: the EVSE changes its PWM
 at most every 5 s, the car follows after its own lag (1–6 s), waits 5–40 s before drawing at all,
 tapers near the end, stops when it has its energy, may take less than offered (on-board limit,
-single-phase car on a three-phase port), and in the `faults` scenario briefly overdraws or ignores
-a lower pilot.
+single-phase car on a three-phase port). Chargers and cars misbehave where the scenario's faults say
+(`Fault`): reject profiles, accept and ignore them, apply them late, overdraw the pilot, under-report
+their draw. Where `node_meters` is set, the site's meters on tree nodes report the true current.
 
 Ground truth for the safety metrics is computed from the true building load and DR limits with
 no margin: any current above a node's real limit counts, however short.
@@ -26,10 +27,10 @@ import numpy as np
 
 from evsite.control.baselines import get_policy
 from evsite.control.controller import Controller, ControllerSettings
-from evsite.control.scenarios import Scenario, Session
+from evsite.control.scenarios import Fault, Scenario, Session
 from evsite.control.signals import SiteLimits, price_series
 from evsite.control.tree import LINES, build_tree
-from evsite.runtime.events import ConnectorStatus, SiteSignal, TransactionEvent
+from evsite.runtime.events import ConnectorStatus, MeterSample, SiteSignal, TransactionEvent
 from evsite.site.model import PvCharging
 from evsite.site.topology import J1772_MIN_A, UPSTREAM_KINDS
 
@@ -81,6 +82,8 @@ class Replay:
         self.settings = ControllerSettings(follow_margin_a=self.site.control.safety_margin_a)
         self._new_controller()
         self.over_by_node: dict[str, float] = {}
+        self.longest_excursion_s = 0.0
+        self.excursion_log: list[tuple[float, float]] = []  # (start s, duration s) of each ended excursion
         self.truth = SiteLimits(self.site, self.tree, margin_a=0.0, pv=PvCharging(), stale_after_s=1e18)
 
     def _new_controller(self) -> None:
@@ -98,7 +101,14 @@ class Replay:
         self.ctrl.observe(ConnectorStatus(port.charge_point_id, port.connector_id, status, at=self._at(t)), t)
 
     def _fault_active(self, kind: str, t: float) -> list[str]:
-        return [f.target for f in self.scenario.faults if f.kind == kind and f.start_s <= t < f.end_s]
+        return [f.target for f in self._faults(kind, t)]
+
+    def _faults(self, kind: str, t: float) -> list[Fault]:
+        return [f for f in self.scenario.faults if f.kind == kind and f.start_s <= t < f.end_s]
+
+    def _ports_of(self, target: str) -> np.ndarray:
+        """Ports of the charger `target` ("*": every port)."""
+        return np.array([target == "*" or p.charge_point_id == target for p in self.tree.ports], dtype=bool)
 
     def run(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
         sc = self.scenario
@@ -148,6 +158,7 @@ class Replay:
         next_sample = 0.0
         dr_sent: set[int] = set()
         rejected_now: set[str] = set()
+        sent_log: list[list[tuple[float, float]]] = [[] for _ in range(n)]  # accepted values, for late chargers
         restarts = sorted(f.start_s for f in sc.faults if f.kind == "restart")
         true_limits = tree.limits.copy()
         # All chargers announce themselves at boot.
@@ -256,6 +267,11 @@ class Replay:
                         SiteSignal("pv_surplus", sc.pv.node, _vec(sc.pv_surplus(t)), "pv", at=self._at(t))
                     )
                 true_limits = self.truth.limits(self._at(t))
+                if sc.node_meters:
+                    node_now = tree.node_load_lines(current[:, None] * mask)
+                    for meter_id, node_row in self.ctrl.node_meters.items():
+                        reading = _vec(node_now[node_row])
+                        self.ctrl.observe(MeterSample(meter_id, 0, self._at(t), current_a=reading), t)
             # ---- control cycle
             if (wake or t >= next_cycle) and (present.any() or wake):
                 next_cycle = t + self.cycle_s
@@ -278,9 +294,17 @@ class Replay:
                                 a.paused = False
                                 a.pauses += 1
                         target[p] = value
+                        sent_log[p].append((t, value))
+                        del sent_log[p][:-64]  # a late charger needs only the last minutes
+            # ---- what each charger applies: a late one, the value it was sent `delay_s` ago
+            applied = target.copy()
+            for f in self._faults("late", t):
+                for q in np.flatnonzero(self._ports_of(f.target)):
+                    old = [v for at, v in sent_log[q] if at <= t - f.delay_s]
+                    applied[q] = old[-1] if old else pilot[q]
             # ---- EVSE pilot: at most one change per 5 s
-            upd = (target != pilot) & (t - pilot_at >= PILOT_UPDATE_S)
-            pilot[upd] = target[upd]
+            upd = (applied != pilot) & (t - pilot_at >= PILOT_UPDATE_S)
+            pilot[upd] = applied[upd]
             pilot_at[upd] = t
             # ---- EV response
             taper = ev_max * np.clip(need / np.maximum(0.15 * requested, 1.0), 0.1, 1.0)
@@ -289,9 +313,11 @@ class Replay:
             )
             if self._fault_active("ignore-pilot", t):
                 want = np.maximum(want, current * present)
-            for f in self._fault_active("overdraw", t):
-                del f
-                want = np.where(want > 0, want * 1.1, 0.0)
+            for f in self._faults("ignore", t):  # the charger's pilot stays at its maximum whatever it accepted
+                ports = self._ports_of(f.target) & present & (t >= ready_at) & (need > 0)
+                want = np.where(ports, np.minimum(taper, port_max), want)
+            for f in self._faults("overdraw", t):
+                want = np.where(self._ports_of(f.target) & (want > 0), want * f.factor, want)
             # An EV follows every reduction of its pilot, `lag` seconds later; raises under 0.5 A may wait.
             # A change that is already on its way is not postponed by a newer one, only made lower.
             due = t >= switch_at
@@ -319,6 +345,8 @@ class Replay:
             if t >= next_sample:
                 next_sample = t + self.meter_s
                 per_line = current[:, None] * mask
+                for f in self._faults("meter-low", t):
+                    per_line = np.where(self._ports_of(f.target)[:, None], per_line * f.factor, per_line)
                 self.ctrl.ingest_samples(per_line, delivered, t, np.flatnonzero(present))
                 if self.recorder is not None:
                     self.recorder.sample(t, per_line, delivered, np.flatnonzero(present))
@@ -334,8 +362,11 @@ class Replay:
                     self.over_by_node.get(tree.node_ids[k // 3], 0.0) + float(over.sum()) * dt
                 )
             over_now = over > 1e-6
+            ended = (over_run > 0) & ~over_now
+            self.excursion_log.extend((t - float(d), float(d)) for d in over_run[ended])
             over_run = np.where(over_now, over_run + dt, 0.0)
             excursions += int(np.count_nonzero(over_now & (over_run > EXCURSION_S) & (over_run - dt <= EXCURSION_S)))
+            self.longest_excursion_s = max(self.longest_excursion_s, float(over_run.max(initial=0.0)))
             uncontrolled_peak = max(
                 uncontrolled_peak,
                 float((load / np.where(np.isfinite(lim_flat), np.maximum(lim_flat, 1e-9), np.inf)).max(initial=0.0)),
@@ -397,6 +428,7 @@ class Replay:
             "site_hours": self.scenario.duration_s / 3600.0,
             "over_limit_As": round(over_as, 3),
             "excursions_gt_15s": excursions,
+            "longest_excursion_s": round(self.longest_excursion_s, 1),
             "energy_delivered_pct": round(100.0 * float(got.sum() / max(req.sum(), 1e-9)), 2),
             "energy_delivered_kwh": round(ev_wh / 1000.0, 2),
             "sessions_fully_served": int(np.count_nonzero(got >= req - 100.0)),

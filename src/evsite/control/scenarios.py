@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,21 @@ class DrEvent:
 
 @dataclass
 class Fault:
-    kind: str  # "meter-dropout" | "reject" | "overdraw" | "ignore-pilot" | "restart"
+    """One misbehaviour from `start_s` to `end_s` of a charger (`target`, "*" for all).
+
+    meter-dropout: the building meter goes stale. reject: the charger rejects every profile.
+    overdraw: its cars draw `factor` × the pilot. ignore-pilot: every EV keeps its draw (a glitch).
+    ignore: the charger accepts every profile and applies none (its car takes what it wants).
+    late: it applies each profile `delay_s` late (a stale one included). meter-low: it reports `factor` ×
+    what it draws. restart: the controller restarts (fresh memory) at `start_s`.
+    """
+
+    kind: str  # "meter-dropout" | "reject" | "overdraw" | "ignore-pilot" | "ignore" | "late" | "meter-low" | "restart"
     start_s: float
     end_s: float = 0.0
     target: str = ""
     factor: float = 1.1
+    delay_s: float = 0.0
 
 
 @dataclass
@@ -75,6 +86,7 @@ class Scenario:
     dr: list[DrEvent] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     step_s: float = 2.0
+    node_meters: bool = False  # the site's meters on tree nodes report the true current every signal period
 
 
 def example_site(name: str) -> Site:
@@ -223,19 +235,53 @@ def tariff_deadline(seed: int = 4) -> Scenario:
 
 
 def faults(seed: int = 5) -> Scenario:
-    """Workplace day with a 5 min building-meter dropout, a charger rejecting profiles, an EV overdrawing
-    10 % for 7 s, an EV ignoring a lower pilot for 10 s and a controller restart."""
+    """Workplace day with every fault kind in turn: a 5 min building-meter dropout, a charger rejecting
+    profiles, EVs overdrawing 10 % for 7 s, EVs ignoring a lower pilot for 10 s, a controller restart,
+    and persistent disobedience: a charger ignoring every profile, one applying them 60 s late, every
+    car 8 % over its pilot, and a charger that ignores profiles and reports half its draw (the EV
+    feeder's panel meter reads the truth)."""
     base = workplace_day(seed)
     base.name = "faults"
     office = _profile(860.0, "office")
     base.building = lambda t: {"service": np.full(3, office(t))}
+    base.node_meters = True
     base.faults = [
+        Fault("ignore", 8 * HOUR, 9 * HOUR, target="WP-07"),
         Fault("meter-dropout", 10 * HOUR, 10 * HOUR + 300),
         Fault("reject", 9 * HOUR, 12 * HOUR, target="WP-05"),
+        Fault("late", 9.25 * HOUR, 9.75 * HOUR, target="WP-09", delay_s=60.0),
         Fault("overdraw", 11 * HOUR, 11 * HOUR + 7, target="*", factor=1.1),
         Fault("ignore-pilot", 10.5 * HOUR, 10.5 * HOUR + 10, target="*"),
         Fault("restart", 11.5 * HOUR),
+        Fault("overdraw", 11.75 * HOUR, 12.25 * HOUR, target="*", factor=1.08),
+        Fault("ignore", 12.5 * HOUR, 13 * HOUR, target="WP-11"),
+        Fault("meter-low", 12.5 * HOUR, 13 * HOUR, target="WP-11", factor=0.5),
     ]
+    return base
+
+
+FAULT_CASES: dict[str, list[Fault]] = {
+    "ignore": [Fault("ignore", 0.0, 24 * HOUR, target="WP-02")],
+    "ignore3": [Fault("ignore", 0.0, 24 * HOUR, target=t) for t in ("WP-02", "WP-05", "WP-08")],
+    "overdraw10": [Fault("overdraw", 0.0, 24 * HOUR, target="*", factor=1.10)],
+    "overdraw4": [Fault("overdraw", 0.0, 24 * HOUR, target="*", factor=1.04)],
+    "late60": [Fault("late", 0.0, 24 * HOUR, target="WP-02", delay_s=60.0)],
+    "meter-low": [
+        Fault("ignore", 0.0, 24 * HOUR, target="WP-02"),
+        Fault("meter-low", 0.0, 24 * HOUR, target="WP-02", factor=0.5),
+    ],
+    "reject": [Fault("reject", 0.0, 24 * HOUR, target="WP-02")],
+}
+"""One persistent misbehaviour each, all day on the workplace day (`faults-<case>`): the rows of the
+table in docs/load-management.md."""
+
+
+def fault_case(case: str, seed: int = 5) -> Scenario:
+    """The workplace day with one misbehaviour all day long, the EV feeder's panel meter live."""
+    base = workplace_day(seed)
+    base.name = f"faults-{case}"
+    base.node_meters = True
+    base.faults = list(FAULT_CASES[case])
     return base
 
 
@@ -306,6 +352,7 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "residential-evening": residential_evening,
     "tariff-deadline": tariff_deadline,
     "faults": faults,
+    **{f"faults-{case}": partial(fault_case, case) for case in FAULT_CASES},
     "scale": scale,
 }
 

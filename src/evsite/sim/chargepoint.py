@@ -71,6 +71,11 @@ class Quirks:
     reject_stack_level_above: int | None = None  # accepts fewer levels than ChargeProfileMaxStackLevel says
     amps_only: bool = False  # rejects profiles in W although it reports Current,Power
     ignore_pilot_s: float = 0.0  # the EV keeps drawing this long (simulated s) after a lower pilot
+    reject_profiles: bool = False  # rejects every SetChargingProfile, the fail-safe default included
+    ignore_profiles: bool = False  # accepts every profile and applies none: the pilot stays at its maximum
+    apply_late_s: float = 0.0  # accepts a profile at once but installs it this many simulated seconds later
+    overdraw_pct: float = 0.0  # its cars draw this % above the pilot (what flows, and what it meters)
+    meter_low_pct: float = 0.0  # its meter reports this % less current and power than flows
 
 
 @dataclass
@@ -198,6 +203,7 @@ class SimChargePoint:
         self._session_tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._last_sample: dict[int, list[dict[str, Any]]] = {}
+        self._late: list[tuple[float, Profile]] = []  # (simulated time due, profile) for `apply_late_s`
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -454,7 +460,7 @@ class SimChargePoint:
     def _phase_currents(self, connector: Connector, now: float) -> list[float]:
         if connector.ev is None:
             return [0.0] * self.spec.phases
-        amps = connector.ev.current_a(now)
+        amps = connector.ev.current_a(now) * (1.0 + self.spec.quirks.overdraw_pct / 100.0)
         used = min(connector.ev.phases, self.spec.phases)
         return [amps if i < used else 0.0 for i in range(self.spec.phases)]
 
@@ -585,7 +591,11 @@ class SimChargePoint:
                 continue
             tx = connector.tx
             limit = self.profiles.connector_limit_a(connector.id, now, tx.started, tx.transaction_id)
+            if self.spec.quirks.ignore_profiles:
+                limit = None
             own[connector.id] = self.spec.max_current_a if limit is None else min(limit, self.spec.max_current_a)
+        if self.spec.quirks.ignore_profiles:
+            return own
         return share_charge_point_max(own, self.profiles.charge_point_max_a(now))
 
     def _apply_pilots(self) -> None:
@@ -605,8 +615,10 @@ class SimChargePoint:
     async def _physics(self) -> None:
         """Apply the composite limit to each pilot and let the EVs respond; keep statuses current."""
         while True:
-            self._apply_pilots()
             now = self.clock.now()
+            while self._late and self._late[0][0] <= now:
+                self.profiles.install(self._late.pop(0)[1])
+            self._apply_pilots()
             for connector in self.connectors.values():
                 if connector.remote_tag is not None and connector.remote_tag[1] < now:
                     connector.remote_tag = None
@@ -625,7 +637,8 @@ class SimChargePoint:
     def _sample(self, connector: Connector, context: str) -> list[dict[str, Any]]:
         """One MeterValue element with the measurands configured in MeterValuesSampledData."""
         self._meter(connector)
-        phases = self._phase_currents(connector, self.clock.now())
+        reads = 1.0 - self.spec.quirks.meter_low_pct / 100.0
+        phases = [amps * reads for amps in self._phase_currents(connector, self.clock.now())]
         wanted = self.config.csl("MeterValuesSampledData")
         values: list[dict[str, Any]] = []
         for measurand in wanted:
@@ -742,6 +755,8 @@ class SimChargePoint:
         except (KeyError, TypeError, ValueError):
             return "Rejected"
         quirks = self.spec.quirks
+        if quirks.reject_profiles:
+            return "Rejected"
         units = {"Current": "A", "Power": "W"}
         allowed = {units[u] for u in self.config.csl("ChargingScheduleAllowedChargingRateUnit") if u in units}
         if quirks.amps_only:
@@ -765,6 +780,9 @@ class SimChargePoint:
         replacing = any(p.id == profile.id for p in self.profiles.profiles)
         if not replacing and len(self.profiles.profiles) >= self.config.int("MaxChargingProfilesInstalled"):
             return "Rejected"
+        if quirks.apply_late_s > 0:
+            self._late.append((self.clock.now() + quirks.apply_late_s, profile))
+            return "Accepted"
         self.profiles.install(profile)
         self._apply_pilots()
         return "Accepted"
