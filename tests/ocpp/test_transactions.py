@@ -11,10 +11,10 @@ from websockets.exceptions import InvalidStatus
 
 from evsite.ocpp.server import CentralSystem, ServerSettings
 from evsite.runtime.events import ChargerConnected
-from evsite.site import Site
+from evsite.site import Site, load_site_text
 from evsite.store.ocpp import OcppStore
 
-from .conftest import RawClient, raw_client, url
+from .conftest import EXAMPLES, RawClient, raw_client, stub_answer, url
 
 T0 = "2026-03-01T08:00:00.000Z"
 
@@ -252,3 +252,52 @@ async def test_open_authorization_accepts_unknown_tags_only(store: OcppStore, wo
         client = await raw_client(cs, "WP-02")
         assert (await client.call("Authorize", {"idTag": "ANYONE"}))[2]["idTagInfo"]["status"] == "Accepted"
         assert (await client.call("Authorize", {"idTag": "STOLEN"}))[2]["idTagInfo"]["status"] == "Blocked"
+
+
+async def test_every_lift_goes_out_after_the_idle_connectors_leases(store: OcppStore, workplace: Site) -> None:
+    """#22 outage handover: a lift renewed from a setpoint must not outlive the idle connectors' TxDefaults.
+
+    Otherwise a car arriving at an idle connector while evsite is down could take the nameplate in
+    the gap. Every lift is therefore preceded by the renewal of every idle connector's TxDefault,
+    whose lease (1.5 lifts) ends after the lift's.
+    """
+    text = (EXAMPLES / "workplace-20.yaml").read_text()
+    text = text.replace("{id: WP-17, circuit: C-17,", "{id: WP-17, circuit: C-17, connectors: [{id: 1}, {id: 2}],")
+    site = load_site_text(text, "two-connector.yaml")
+    settings = ServerSettings(port=0, lift_lease_s=300, call_timeout_s=5.0)  # the renewer stays out of the way
+    async with CentralSystem(store, site, settings=settings) as cs:
+        client = await raw_client(cs, "WP-17")
+        await client.send([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
+        sent: list[tuple[str, int, dict]] = []
+
+        async def answer(count: int) -> None:
+            while count:
+                message = await client.recv()
+                if message[0] != 2:
+                    continue
+                if message[2] == "SetChargingProfile":
+                    profile = message[3]["csChargingProfiles"]
+                    sent.append((profile["chargingProfilePurpose"], message[3]["connectorId"], profile))
+                    count -= 1
+                await client.send([3, message[1], stub_answer(message[2])])
+
+        await answer(1)  # the fail-safe
+        await asyncio.gather(cs.set_connector_limit("WP-17", 2, 0.0), answer(3))  # setpoint, idle renewal, lift
+        session = cs.session("WP-17")
+        for _ in range(50):  # the lift's answer is recorded after our stub went out
+            if not session._lift_pending:
+                break
+            await asyncio.sleep(0.02)
+        session.lift_until = 0.0  # the lift is due: the next setpoint renews it
+        await asyncio.gather(cs.set_connector_limit("WP-17", 1, 40.0), answer(4))
+
+    lifts = [i for i, (purpose, _, p) in enumerate(sent) if purpose == "ChargePointMaxProfile" and p["stackLevel"] == 1]
+    assert len(lifts) == 2
+    for i in lifts:
+        before = [p for purpose, c, p in sent[:i] if purpose == "TxDefaultProfile" and c == 2]
+        assert before, "a lift went out before any lease of the idle connector"
+        idle_until = datetime.fromisoformat(before[-1]["validTo"])
+        assert idle_until > datetime.fromisoformat(sent[i][2]["validTo"])
+        previous = max([j for j in lifts if j < i], default=-1)
+        renewed = [c for purpose, c, _ in sent[previous + 1 : i] if purpose == "TxDefaultProfile"]
+        assert 2 in renewed, "the idle connector's lease was not renewed with this lift"

@@ -473,12 +473,17 @@ class ChargePointSession:
         if self.failsafe_kind == "ChargePointMaxProfile":
             if not self._lift_pending:
                 self._lift_pending = True
-                await self._lift_once()
-            idle = [(c, limit) for c, limit in self.setpoints.items() if c not in self.active_tx]
-        else:
-            idle = list(self.setpoints.items())  # fall-back mode: every setpoint is leased
-        for connector_id, limit in idle:
+                await self._lift_once()  # renews the idle connectors' TxDefaults with the lift
+            return
+        for connector_id, limit in list(self.setpoints.items()):  # fall-back mode: every setpoint is leased
             await self._apply_setpoint(connector_id, limit)
+
+    async def _renew_idle(self) -> None:
+        """Re-send the leased TxDefault of every idle connector (what a car arriving while evsite is down gets)."""
+        for connector_id in [c for c in self.setpoints if c not in self.active_tx]:
+            limit = self.setpoints.get(connector_id)
+            if limit is not None and connector_id not in self.active_tx:
+                await self._apply_setpoint(connector_id, limit)
 
     async def renew_lift(self) -> bool:
         """(Re)install the leased ChargePointMax that lifts the fail-safe cap."""
@@ -528,9 +533,15 @@ class ChargePointSession:
         return accepted
 
     async def _lift_once(self) -> None:
-        """Renew the lift, then clear the on-its-way mark that the caller set (so that a setpoint's lift
-        and the periodic renewer's never go out together)."""
+        """Renew the idle connectors' leased TxDefaults, then the lift, then clear the on-its-way mark that
+        the caller set (so that a setpoint's lift and the periodic renewer's never go out together).
+
+        The TxDefaults go first and last 1.5 leases, the lift one lease: a lift renewed from a setpoint can
+        then never outlive the idle connectors' allocations, so a car arriving at an idle charger while
+        evsite is down gets its allocation (often 0), then the fail-safe share, never the nameplate.
+        """
         try:
+            await self._renew_idle()
             await self.renew_lift()
         finally:
             self._lift_pending = False
