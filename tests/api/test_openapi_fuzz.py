@@ -28,6 +28,7 @@ EXAMPLES_PER_OPERATION = 6  # per generation mode (valid and invalid input)
 ANONYMOUS_EXAMPLES = 2
 RSS_BOUND = 64 << 20
 PUBLIC = {"/api/v1/health"}
+UVICORN_REFUSAL = "Invalid HTTP request received."  # uvicorn's own answer to a request it cannot parse
 
 
 def rss() -> int:
@@ -66,6 +67,8 @@ def test_no_server_errors_on_any_generated_request() -> None:
                 if response.status_code >= 500:
                     failures.append(f"{label}: {response.text[:300]}")
                 content_type = response.headers.get("content-type", [""])[0]
+                if response.status_code == 400 and response.text == UVICORN_REFUSAL:
+                    return  # malformed HTTP (a generated header or URL) refused by uvicorn before the app runs
                 if response.status_code >= 400 and not content_type.startswith("application/problem+json"):
                     failures.append(f"{label}: not problem+json ({content_type})")
                 if response.headers.get("x-content-type-options") != ["nosniff"]:

@@ -515,7 +515,16 @@ class ChargePointSession:
         return status
 
     async def set_connector_limit(self, connector_id: int, limit_a: float) -> bool:
-        """Install a setpoint (lifting the fail-safe cap first if needed); True once accepted."""
+        """Install a setpoint (lifting the fail-safe cap first if needed); True once accepted.
+
+        Waits for a smart-charging setup under way: the fail-safe goes first, and the setpoint's form
+        (A or W, periods) depends on the configuration read there.
+        """
+        if self._setup_started and not self.setup_done.is_set():
+            try:
+                await asyncio.wait_for(self.setup_done.wait(), self.cs.settings.call_timeout_s)
+            except TimeoutError:
+                return False
         self.setpoints[connector_id] = profiles.pilot_limit_a(limit_a)
         lease = self.cs.settings.lift_lease_s
         # The setpoint goes first: a lift installed before it would let the charger offer its nameplate
