@@ -466,7 +466,9 @@ class Evse(Strict):
     circuit: str
     make: str | None = None
     model: str | None = None
-    listing: list[ListingStandard] = Field(default_factory=lambda: [ListingStandard.UL_2594])
+    listing: list[ListingStandard] = Field(
+        default_factory=list, description="Standards the EVSE is listed to; none given is a 625.5 finding, not a default."
+    )
     max_current_a: Current = Field(description="Nameplate maximum output (input) current.")
     adjustable_setting_a: Current | None = None
     adjustment_access: Literal["restricted", "unrestricted"] = "unrestricted"

@@ -58,7 +58,7 @@ def _check_run(idx: SiteIndex, run: Feeder | Circuit, element: str) -> tuple[lis
     design = (c.size, c.material.value, c.insulation, c.termination_c, c.ambient_c, c.current_carrying_conductors)
     out: list[Finding] = []
     try:
-        found = _conductor_findings(*design, per_set, run.ocpd_a / sets)
+        found = _conductor_findings(*design, per_set, run.ocpd_a / sets, isinstance(run, Feeder))
     except CalcError as exc:
         out.append(_not_evaluated(element, "Conductor ampacity", nec("Table 310.16"), str(exc)))
     else:
@@ -85,8 +85,11 @@ def _conductor_findings(
     ccc: int,
     load_a: float,
     ocpd: float,
+    feeder: bool,
 ) -> tuple[Finding, ...]:
-    return tuple(check_conductor(size, material, insulation, termination_c, ambient_c, ccc, load_a, True, ocpd))
+    return tuple(
+        check_conductor(size, material, insulation, termination_c, ambient_c, ccc, load_a, True, ocpd, feeder=feeder)
+    )
 
 
 @lru_cache(maxsize=4096)
