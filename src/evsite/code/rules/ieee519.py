@@ -105,7 +105,6 @@ def _spectrum(idx: SiteIndex) -> tuple[dict[int, float], bool]:
 
 
 def _harmonics(idx: SiteIndex) -> Iterator[Finding]:
-    service = idx.site.service
     isc, isc_steps = short_circuit_a(idx)
     ev = max(idx.line_currents(SERVICE, managed=True).values(), default=0.0)
     il, il_text = _demand_current(idx, ev)
