@@ -467,7 +467,7 @@ class Evse(Strict):
     make: str | None = None
     model: str | None = None
     listing: list[ListingStandard] = Field(
-        default_factory=list, description="Standards the EVSE is listed to; none given is a 625.5 finding (never assumed)."
+        default_factory=list, description="Standards the EVSE is listed to; none given is a 625.5 finding."
     )
     max_current_a: Current = Field(description="Nameplate maximum output (input) current.")
     adjustable_setting_a: Current | None = None
