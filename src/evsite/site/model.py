@@ -418,6 +418,9 @@ class Circuit(Strict):
     conductors: ConductorRun
     gfci: bool = Field(default=False, description="GFCI (or SPGFCI) protection on the circuit.")
     ocpd_type: Literal["breaker", "fuse"] = "breaker"
+    position: int | None = Field(
+        default=None, ge=1, le=168, description="First pole position in the panel (panel schedule)."
+    )
 
     @field_validator("lines")
     @classmethod
@@ -727,6 +730,38 @@ class Jurisdiction(Strict):
     nec_edition: Literal[2023] = 2023
     amendments: Amendments = Field(default_factory=Amendments)
     low_voltage_permit: Literal["required", "class-2-exempt", "not-required"] = "required"
+    # Issue 17, permit package: what the cover sheet states about the code in force.
+    adopted_code: str | None = Field(
+        default=None, max_length=200, description="The code the AHJ enforces, e.g. a state code based on the NEC."
+    )
+    notes: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=50, description="Local amendments and AHJ requirements, shown on the cover."
+    )
+
+
+# --------------------------------------------------------------------------- permit package (issue 17)
+
+
+_Date = date  # the field below is named `date`, which would shadow the type inside the class
+
+
+class Revision(Strict):
+    """One row of the drawing set's revision table."""
+
+    rev: str = Field(min_length=1, max_length=8)
+    date: _Date
+    description: str = Field(max_length=200)
+
+
+class Permit(Strict):
+    """Who prepared the permit package and what it covers (cover sheet and title block)."""
+
+    project: str | None = Field(default=None, max_length=200, description="Project title; defaults to the site name.")
+    scope: str | None = Field(default=None, max_length=2000, description="Scope of work; derived when absent.")
+    preparer: str | None = Field(default=None, max_length=120)
+    license: str | None = Field(default=None, max_length=60, description="Preparer's license number.")
+    firm: str | None = Field(default=None, max_length=120)
+    revisions: list[Revision] = Field(default_factory=list, max_length=50)
 
 
 class PvCharging(Strict):
@@ -781,6 +816,7 @@ class Site(Strict):
     units: list[Unit] = Field(default_factory=list)
     billing: Billing = Field(default_factory=Billing)
     jurisdiction: Jurisdiction = Field(default_factory=Jurisdiction)
+    permit: Permit = Field(default_factory=Permit)
     control: Control = Field(default_factory=Control)
     created: datetime | None = None
 

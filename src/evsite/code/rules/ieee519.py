@@ -84,7 +84,7 @@ def _ev_basis(idx: SiteIndex) -> str:
     managed = max(idx.line_currents(SERVICE, managed=True).values(), default=0.0)
     if idx.site.ems and managed < unmanaged - 1e-9:
         return "EMS setpoints"
-    return "EVSE ratings, no EMS" if not idx.site.ems else "EVSE ratings (EMS setpoints do not lower it)"
+    return "EVSE ratings, no EMS" if not idx.site.ems else "EVSE ratings; the EMS setpoints do not lower it"
 
 
 def _spectrum(idx: SiteIndex) -> tuple[dict[int, float], bool]:
