@@ -174,13 +174,18 @@ def _scope(idx: SiteIndex) -> list[str]:
 
 
 def _actions(report: Report) -> ReportTable:
-    """Failures first, then warnings: what the applicant must correct or the reviewer must look at."""
-    rows: list[tuple[str, ...]] = []
+    """Failures first, then warnings: what the applicant must correct or the reviewer must look at.
+
+    The same result on many elements (one design repeated) is one row naming them all."""
+    groups: dict[tuple[object, ...], list[Finding]] = {}
     for status in (Status.FAIL, Status.WARN):
         for f in report.by_status(status):
-            rows.append(
-                (str(len(rows) + 1), status.value.upper(), f.element, f.topic, str(f.rule), f.message, f.fix or "")
-            )
+            groups.setdefault((f.status, f.topic, f.rule, f.message, f.fix), []).append(f)
+    rows = [
+        (str(n), fs[0].status.value.upper(), elements_text(tuple(f.element for f in fs)), fs[0].topic,
+         str(fs[0].rule), fs[0].message, fs[0].fix or "")
+        for n, fs in enumerate(groups.values(), 1)
+    ]  # fmt: skip
     return ReportTable(
         "Items needing action",
         ("#", "Status", "Element", "Check", "Citation", "Finding", "Required action"),

@@ -14,9 +14,8 @@ import io
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from evsite.code.findings import Status
 from evsite.code.oneline import _Row, layout_rows
 from evsite.code.package import ONELINE_ROWS_PER_SHEET, Package, elements_text, oneline_chunks
 from evsite.code.rules.context import ReportTable, num
@@ -53,6 +52,9 @@ def _fonts() -> tuple[str, str, Callable[[str], str]]:
         regular, bold = next((r, b) for r, b in pairs if r.is_file() and b.is_file())
         pdfmetrics.registerFont(TTFont("evsite", str(regular)))
         pdfmetrics.registerFont(TTFont("evsite-bold", str(bold)))
+        pdfmetrics.registerFontFamily(
+            "evsite", normal="evsite", bold="evsite-bold", italic="evsite", boldItalic="evsite-bold"
+        )
         font = pdfmetrics.getFont("evsite")
     have = font.face.charToGlyph
 
@@ -114,12 +116,17 @@ class _Builder:
         if title:
             self.story.append(self.p(t.title, self.h2))
         head = [self.p(c, self.head_cell) for c in t.columns]
+        from reportlab.pdfbase.pdfmetrics import stringWidth
+
+        room = [w - 7 for w in widths] if widths else None  # less the cell padding
         body: list[list[Any]] = []
         for row in t.rows:
             cells: list[Any] = []
             for i, value in enumerate(row):
                 text = self.clean(value)
-                cells.append(self.p(text, self.cell) if wrap is None or i in wrap else text)
+                fits = room is not None and stringWidth(text, self.font, MIN_PT) <= room[i]
+                # A Paragraph only where the text must wrap: they cost most of the time on large sites.
+                cells.append(self.p(text, self.cell) if (wrap is None or i in wrap) and not fits else text)
             body.append(cells)
         table = Table([head, *body], colWidths=widths, repeatRows=1, hAlign="LEFT")
         style = [
@@ -200,7 +207,7 @@ class _Builder:
     def _actions(self) -> None:
         assert self.pkg.actions is not None
         self.sheet("E-0.1", "Items needing action (failures first, then items for review)")
-        w = [0.35, 0.55, 1.3, 1.6, 2.0, 5.0, 5.2]
+        w = [0.35, 0.65, 1.6, 1.6, 2.0, 4.9, 4.9]
         self.table(self.pkg.actions, [x * INCH for x in w], wrap={2, 3, 4, 5, 6}, title=False)
 
     def _oneline(self) -> None:
@@ -240,16 +247,14 @@ class _Builder:
     def _permit_tables(self) -> None:
         self.sheet("E-5.0", "Permit scope, inspections, EVSE classification")
         for t in self.pkg.report.tables:
-            self.table(t, None if len(t.columns) > 4 else [3 * INCH] * len(t.columns))
+            n = len(t.columns)
+            self.table(t, [self.width / n] * n if n > 4 else [3 * INCH] * n)
 
     def _appendix(self) -> None:
-        from reportlab.lib.styles import ParagraphStyle
-        from reportlab.platypus import KeepTogether, NextPageTemplate
+        from reportlab.platypus import NextPageTemplate
 
         self.story.append(NextPageTemplate("columns"))
         self.sheet("A-1", "Appendix: calculations and every finding")
-        step = ParagraphStyle("step", parent=self.cell, leftIndent=14)
-        lead = ParagraphStyle("lead", parent=self.cell, fontName=self.bold, spaceBefore=3)
         self.story.append(
             self.p(
                 "Each finding names its rule and shows the arithmetic. Identical results on several elements "
@@ -260,15 +265,11 @@ class _Builder:
             self.story.append(self.p(kind.capitalize(), self.h2))
             for entry in entries:
                 f = entry.finding
-                mark = {Status.FAIL: "FAIL", Status.WARN: "WARN"}.get(f.status, f.status.value.upper())
-                block = [
-                    self.p(f"{elements_text(entry.elements)} — {f.topic}: {mark} ({f.rule})", lead),
-                    self.p(f.message, step),
-                ]
-                block += [self.p(f"{n}. {line}", step) for n, line in enumerate(f.arithmetic, 1)]
+                head = f"{elements_text(entry.elements)} — {f.topic}: {f.status.value.upper()} ({f.rule})"
+                lines = [f.message, *(f"{n}. {line}" for n, line in enumerate(f.arithmetic, 1))]
                 if f.fix:
-                    block.append(self.p(f"Fix: {f.fix}", step))
-                self.story.append(KeepTogether(block))
+                    lines.append(f"Fix: {f.fix}")
+                self.story.append(_TextBlock(self, [(head, True), *((line, False) for line in lines)]))
 
     # ------------------------------------------------------------------ title block
 
@@ -342,6 +343,73 @@ class _SheetMark(_flowable_base()):  # type: ignore[misc]
 
     def draw(self) -> None:
         self.canv._evsite_sheet = (self.number, self.title)
+
+
+class _TextBlock(_flowable_base()):  # type: ignore[misc]
+    """Lines of plain text, wrapped by word, splittable across columns: one appendix finding.
+
+    reportlab's Paragraph parses markup and measures every fragment; thousands of findings took
+    seconds. Here word widths are cached (the arithmetic repeats the same words) and lines are drawn
+    directly. The first line is bold; the rest are indented under it."""
+
+    INDENT = 14.0
+    LEADING = MIN_PT * 1.2
+    SPACE_BEFORE = 3.0
+    _widths: ClassVar[dict[tuple[str, str], float]] = {}
+
+    def __init__(self, builder: _Builder, lines: list[tuple[str, bool]]) -> None:
+        super().__init__()
+        self.b, self.lines = builder, lines
+        self.wrapped: list[tuple[str, bool]] = []
+        self.width_for = -1.0
+
+    def _word(self, word: str, font: str) -> float:
+        key = (word, font)
+        found = self._widths.get(key)
+        if found is None:
+            from reportlab.pdfbase.pdfmetrics import stringWidth
+
+            found = self._widths[key] = float(stringWidth(word, font, MIN_PT))
+        return found
+
+    def _wrap_lines(self, width: float) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
+        for text, bold in self.lines:
+            font = self.b.bold if bold else self.b.font
+            room = width - (0 if bold else self.INDENT)
+            space = self._word(" ", font)
+            line: list[str] = []
+            used = 0.0
+            for word in self.b.clean(text).split():
+                w = self._word(word, font)
+                if line and used + space + w > room:
+                    out.append((" ".join(line), bold))
+                    line, used = [], 0.0
+                used += (space if line else 0.0) + w
+                line.append(word)
+            out.append((" ".join(line), bold))
+        return out
+
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        if self.width_for != avail_width:
+            self.wrapped, self.width_for = self._wrap_lines(avail_width), avail_width
+        return avail_width, self.SPACE_BEFORE + len(self.wrapped) * self.LEADING
+
+    def split(self, avail_width: float, avail_height: float) -> list[Any]:
+        self.wrap(avail_width, avail_height)
+        fit = int((avail_height - self.SPACE_BEFORE) // self.LEADING)
+        if fit < 2 or fit >= len(self.wrapped):
+            return []
+        return [_TextBlock(self.b, self.wrapped[:fit]), _TextBlock(self.b, self.wrapped[fit:])]
+
+    def draw(self) -> None:
+        c = self.canv
+        c.setFillColor(_COLOURS["power"])
+        y = len(self.wrapped) * self.LEADING - MIN_PT
+        for text, bold in self.wrapped:
+            c.setFont(self.b.bold if bold else self.b.font, MIN_PT)
+            c.drawString(0 if bold else self.INDENT, y, text)
+            y -= self.LEADING
 
 
 ROW_PT = 15.0
