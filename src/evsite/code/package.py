@@ -109,7 +109,7 @@ def build_package(report: Report, idx: SiteIndex | None = None) -> Package:
         ("Design check", f"{'FAIL' if report.failed else 'PASS'}: " + ", ".join(f"{n} {s}" for s, n in counts.items())),
         ("Prepared by", ", ".join(x for x in (permit.preparer, permit.firm) if x) or "not stated"),
         ("License number", permit.license or "not stated"),
-        ("Date", date.today().isoformat()),
+        ("Date", max((r.date for r in permit.revisions), default=date.today()).isoformat()),
     ]
     revisions = ReportTable(
         "Revisions",
