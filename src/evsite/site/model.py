@@ -295,6 +295,9 @@ class ConductorRun(Strict):
         default_factory=list,
         description='Other conductors sharing the raceway, for fill: e.g. ["2x12 THHN"].',
     )
+    # Issue 17: a raceway several runs share; its type and size replace `raceway`, and its contents are
+    # counted once across the runs for fill and the 310.15(C)(1) adjustment.
+    raceway_id: str | None = Field(default=None, description="Id of a shared raceway in `raceways[]`.")
 
     @model_validator(mode="before")
     @classmethod
@@ -312,6 +315,25 @@ class ConductorRun(Strict):
     @classmethod
     def _insulation_upper(cls, value: str) -> str:
         return value.strip().upper()
+
+
+class SharedRaceway(Strict):
+    """A raceway that several feeders or circuits are pulled through (issue 17).
+
+    Fill (Chapter 9) and the adjustment for more than three current-carrying conductors (310.15(C)(1))
+    are worked out from what the runs that name it put in it, not from counts typed per run."""
+
+    id: Id
+    type: RacewayType = RacewayType.EMT
+    trade_size: str | None = Field(default=None, description='Trade size, e.g. "3/4" or "1-1/4".')
+
+    @field_validator("trade_size", mode="before")
+    @classmethod
+    def _trade_size_text(cls, value: Any) -> Any:
+        return Raceway._trade_size_text(value)
+
+    def as_raceway(self) -> Raceway:
+        return Raceway(type=self.type, trade_size=self.trade_size)
 
 
 # --------------------------------------------------------------------------- service and distribution
@@ -817,10 +839,23 @@ class Site(Strict):
     billing: Billing = Field(default_factory=Billing)
     jurisdiction: Jurisdiction = Field(default_factory=Jurisdiction)
     permit: Permit = Field(default_factory=Permit)
+    raceways: list[SharedRaceway] = Field(default_factory=list, description="Raceways shared by several runs.")
     control: Control = Field(default_factory=Control)
     created: datetime | None = None
 
     _index: _SiteIndex | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _shared_raceways(self) -> Site:
+        """A run in a shared raceway takes the raceway's type and size (the loader has checked the ids)."""
+        if self.raceways:
+            shared = {r.id: r for r in self.raceways}
+            runs: list[Feeder | Circuit] = [*self.feeders, *self.circuits]
+            for run in runs:
+                rid = run.conductors.raceway_id
+                if rid is not None and rid in shared:
+                    run.conductors.raceway = shared[rid].as_raceway()
+        return self
 
     # ---- lookups used by the checker and the controller: dict lookups, built once per version of the lists
     def _lookups(self) -> _SiteIndex:
