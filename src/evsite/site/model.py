@@ -205,6 +205,23 @@ class Raceway(Strict):
 
     type: RacewayType = RacewayType.EMT
     trade_size: str | None = Field(default=None, description='Trade size, e.g. "3/4" or "1-1/4".')
+    # Issue 17: where the raceway runs (wet-location insulation, burial depth, rooftop temperature adder).
+    location: Literal["indoor", "outdoor", "underground", "rooftop"] = "indoor"
+    burial_depth_in: float | None = Field(
+        default=None, ge=0, le=600, description="Cover over the raceway or cable, inches (underground, 300.5)."
+    )
+    burial_location: Literal[
+        "general",
+        "trench-under-2in-concrete",
+        "under-building",
+        "under-4in-slab",
+        "street-driveway-parking",
+        "dwelling-driveway",
+        "airport-runway",
+    ] = Field(default="general", description="The Table 300.5 row the underground run is in.")
+    height_above_roof_in: float | None = Field(
+        default=None, ge=0, le=1200, description="Bottom of the raceway above the roof, inches (rooftop)."
+    )
 
     @field_validator("trade_size", mode="before")
     @classmethod
@@ -317,23 +334,16 @@ class ConductorRun(Strict):
         return value.strip().upper()
 
 
-class SharedRaceway(Strict):
+class SharedRaceway(Raceway):
     """A raceway that several feeders or circuits are pulled through (issue 17).
 
     Fill (Chapter 9) and the adjustment for more than three current-carrying conductors (310.15(C)(1))
     are worked out from what the runs that name it put in it, not from counts typed per run."""
 
     id: Id
-    type: RacewayType = RacewayType.EMT
-    trade_size: str | None = Field(default=None, description='Trade size, e.g. "3/4" or "1-1/4".')
-
-    @field_validator("trade_size", mode="before")
-    @classmethod
-    def _trade_size_text(cls, value: Any) -> Any:
-        return Raceway._trade_size_text(value)
 
     def as_raceway(self) -> Raceway:
-        return Raceway(type=self.type, trade_size=self.trade_size)
+        return Raceway.model_validate(self.model_dump(exclude={"id"}))
 
 
 # --------------------------------------------------------------------------- service and distribution

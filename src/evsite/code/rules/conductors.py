@@ -16,6 +16,7 @@ from evsite.code.calc.ampacity import smallest_conductor
 from evsite.code.calc.common import CalcError
 from evsite.code.findings import Citation, Finding, Status, nec
 from evsite.code.rules.context import SiteIndex, num
+from evsite.code.rules.location import ampacity_conditions
 from evsite.code.sizing import check_conductor, conduit_fill, egc_size, voltage_drop
 from evsite.site.conductors import parse_conductor, size_index
 from evsite.site.model import Circuit, ConductorRun, Feeder, RacewayType, SharedRaceway
@@ -88,7 +89,8 @@ def _check_run(idx: SiteIndex, run: Feeder | Circuit, element: str) -> tuple[lis
         ccc = max(ccc, real)  # the larger count derates more: never headroom from a typo
         if contradiction is not None:
             out.append(contradiction)
-    design = (c.size, c.material.value, c.insulation, c.termination_c, c.ambient_c, ccc)
+    insulation, ambient, _ = ampacity_conditions(c)  # wet rating and rooftop adder where the raceway runs
+    design = (c.size, c.material.value, insulation, c.termination_c, ambient, ccc)
     try:
         found = _conductor_findings(*design, per_set, run.ocpd_a / sets, isinstance(run, Feeder))
     except CalcError as exc:
