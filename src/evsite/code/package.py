@@ -369,14 +369,22 @@ def _equipment(idx: SiteIndex) -> ReportTable:
         groups.setdefault(key, []).append(e.id)
     rows = [(_ids(ids), *(str(k) for k in key), str(len(ids))) for key, ids in groups.items()]
     for ems in site.ems:
+        fallback = (
+            "fail-safe profiles from evsite"
+            if ems.kind == "evsite"
+            else f"fallback {num(ems.fallback_a)} A per charger"
+            if ems.fallback_a is not None
+            else "fallback not stated (rating assumed)"
+        )
+        label = f"; label: “{ems.label}”" if ems.label else ""
         rows.append(
             (
                 ems.id,
-                "Energy management system",
-                ems.kind,
+                f"Energy management system ({ems.kind})",
+                ems.product or "not stated",
                 "",
                 str(ems.listing) if ems.listing and ems.listed else "NOT LISTED",
-                f"{num(ems.setpoint_a)} A on {', '.join(ems.manages)}",
+                f"{num(ems.setpoint_a)} A on {', '.join(ems.manages)}; {fallback}{label}",
                 "1",
             )
         )

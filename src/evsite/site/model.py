@@ -568,6 +568,14 @@ class EnergyManagementSystem(Strict):
     listing: ListingStandard | None = ListingStandard.UL_916
     marked: bool = True
     kind: Literal["evsite", "integral", "external"] = "evsite"
+    # Issue 17: the EMS as designed (equipment schedule, 750.30(C) label, behaviour when the EMS is lost).
+    product: str | None = Field(default=None, max_length=120, description="Make and model of the listed EMS.")
+    fallback_a: Current | None = Field(
+        default=None,
+        description="Current each managed charger falls back to if this EMS is lost (integral/external EMS); "
+        "evsite's own EMS installs the fail-safe profiles it computes.",
+    )
+    label: str | None = Field(default=None, max_length=300, description="Field marking text (625.42(A), 750.30(C)).")
 
 
 class ModbusEndpoint(Strict):
