@@ -598,6 +598,13 @@ class Meter(Strict):
     last_tested: date | None = None
     modbus: ModbusEndpoint | None = None
     ct_ratio: str | None = None
+    # Issue 17: the metering chain (a meter fed by current transformers is only as good as the chain).
+    ct_accuracy_class: Literal["0.15", "0.3", "0.6", "1.2"] | None = Field(
+        default=None, description="CT metering accuracy class (IEEE C57.13; 0.15 per C57.13.6)."
+    )
+    ct_system_tested: bool = Field(
+        default=False, description="Meter and CTs certified together as a system to the meter's ANSI C12.20 class."
+    )
 
 
 class Inverter(Strict):
