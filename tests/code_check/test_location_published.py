@@ -130,3 +130,10 @@ def test_shared_raceway_location_applies_to_every_run_in_it():
     report = check_dict(data)
     assert one(report, "circuit C1", "Wet-location insulation").status is Status.FAIL  # THHN underground
     assert one(report, "circuit C1", "Burial depth").status is Status.PASS
+
+
+def test_rooftop_heat_beyond_the_insulation_fails_rather_than_going_unevaluated():
+    # ELR: 55 °C + 33 °C = 88 °C, beyond Table 310.15(B)(1)(1) for any insulation: the run cannot be used there.
+    report = check_dict(_run({"location": "rooftop", "height_above_roof_in": 0}, insulation="THWN-2", ambient_c=55))
+    f = one(report, "circuit C1", "conductor ampacity after correction and adjustment")
+    assert f.status is Status.FAIL and "88 °C" in f.message

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from evsite.code.calc.common import CalcError, Result, conductor_size, fmt, label, require_positive
+from evsite.code.calc.common import CalcError, Result, TooHot, conductor_size, fmt, label, require_positive
 from evsite.code.calc.ocpd import max_ocpd_for
 from evsite.code.findings import Finding, Status, nec
 from evsite.code.tables.table_310_4_1 import INSULATION_RATING_C
@@ -62,9 +62,9 @@ def correction_factor(ambient_c: float, column_c: int) -> float:
         if ambient_c <= upper:
             factor = factors[index]
             if factor is None:
-                raise CalcError(f"ambient {fmt(ambient_c, 1)} °C is too hot for {column_c} °C insulation")
+                raise TooHot(f"ambient {fmt(ambient_c, 1)} °C is too hot for {column_c} °C insulation")
             return factor
-    raise CalcError(f"ambient {fmt(ambient_c, 1)} °C is beyond Table 310.15(B)(1)(1) (max 85 °C)")
+    raise TooHot(f"ambient {fmt(ambient_c, 1)} °C is beyond Table 310.15(B)(1)(1) (max 85 °C)")
 
 
 def adjustment_factor(ccc: int) -> float:

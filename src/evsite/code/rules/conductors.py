@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from evsite.code.calc.ampacity import smallest_conductor
-from evsite.code.calc.common import CalcError
+from evsite.code.calc.common import CalcError, TooHot
 from evsite.code.findings import Citation, Finding, Status, nec
 from evsite.code.rules.context import SiteIndex, num
 from evsite.code.rules.location import ampacity_conditions
@@ -93,6 +93,15 @@ def _check_run(idx: SiteIndex, run: Feeder | Circuit, element: str) -> tuple[lis
     design = (c.size, c.material.value, insulation, c.termination_c, ambient, ccc)
     try:
         found = _conductor_findings(*design, per_set, run.ocpd_a / sets, isinstance(run, Feeder))
+    except TooHot as exc:  # the conductor may not be used there at all: fail, never "not evaluated"
+        out.append(
+            Finding(
+                element, "conductor ampacity after correction and adjustment", Status.FAIL,
+                nec("310.15(B)(1), Table 310.15(B)(1)(1)"), f"{c.insulation}: {exc}.",
+                {"insulation": insulation, "ambient_c": ambient},
+                fix="Use a 90 °C wet-rated insulation (THWN-2, XHHW-2), raise the raceway off the roof, or reroute.",
+            )
+        )  # fmt: skip
     except CalcError as exc:
         out.append(_not_evaluated(element, "Conductor ampacity", nec("Table 310.16"), str(exc)))
     else:
