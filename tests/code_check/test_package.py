@@ -187,3 +187,16 @@ def test_package_option_errors_exit_2(args, message):
     result = runner.invoke(app, ["check", str(EXAMPLES / "residential.yaml"), *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_pdf_without_reportlab_says_what_to_install(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "evsite.code.pdf", raising=False)
+    monkeypatch.setitem(sys.modules, "reportlab", None)  # as if not installed: importing it raises ImportError
+    out = tmp_path / "x.pdf"
+    result = runner.invoke(
+        app, ["check", str(EXAMPLES / "residential.yaml"), "--format", "pdf", "--package", "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "pip install 'evsite[pdf]'" in result.output and not out.exists()

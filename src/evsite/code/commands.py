@@ -76,13 +76,14 @@ def _run_package(site: Site, format: ReportFormat, out: Path | None) -> bool:
     pkg = build_package(report)
     data: bytes
     if format is ReportFormat.PDF:
-        from evsite.code.pdf import PdfUnavailable, render_pdf
-
         try:
-            data = render_pdf(pkg)
-        except PdfUnavailable as exc:
-            Console(stderr=True).print(str(exc), style="bold red", markup=False)
+            from evsite.code.pdf import render_pdf
+        except ImportError:
+            Console(stderr=True).print(
+                "PDF output needs reportlab: pip install 'evsite[pdf]'", style="bold red", markup=False
+            )
             raise typer.Exit(2) from None
+        data = render_pdf(pkg)
     else:
         data = render_package_html(pkg).encode("utf-8")
     if out is None:

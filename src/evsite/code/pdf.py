@@ -5,7 +5,8 @@ Text is never smaller than 8 pt at print size, so the sheets read when printed a
 diagram is drawn with reportlab's canvas from the same rows as the SVG (`oneline.layout_rows`) and is
 split across sheets E-1.0, E-1.1, … so that a large garage stays legible.
 
-reportlab is an optional dependency (`pip install evsite[pdf]`); `render_pdf` says so when it is missing.
+reportlab is an optional dependency (`pip install 'evsite[pdf]'`); this module is imported only for PDF output,
+and `evsite check` says what to install when it is missing.
 """
 
 from __future__ import annotations
@@ -16,8 +17,26 @@ from html import escape
 from pathlib import Path
 from typing import Any, ClassVar
 
+import reportlab
+from reportlab.lib import colors
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    Frame,
+    NextPageTemplate,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
 from evsite.code.oneline import _Row, layout_rows
-from evsite.code.package import ONELINE_ROWS_PER_SHEET, Package, elements_text, oneline_chunks
+from evsite.code.package import Package, elements_text, oneline_chunks
 from evsite.code.rules.context import ReportTable, num
 
 MIN_PT = 8.0  # smallest text on any sheet, at print size
@@ -31,17 +50,11 @@ _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/L
 _FALLBACK_GLYPHS = {"→": "->", "φ": "ph", "′": "'", "″": '"', "Σ": "sum", "Δ": "d", "✓": "ok"}
 
 
-class PdfUnavailable(RuntimeError):
-    """reportlab is not installed."""
-
-
 def _fonts() -> tuple[str, str, Callable[[str], str]]:
     """Register a Unicode font (DejaVu where the system has it, else reportlab's own Vera).
 
     Returns the regular and bold names and a function that replaces characters the font lacks."""
-    import reportlab
     from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
 
     if "evsite" in pdfmetrics.getRegisteredFontNames():
         font = pdfmetrics.getFont("evsite")
@@ -68,17 +81,11 @@ def _fonts() -> tuple[str, str, Callable[[str], str]]:
 
 def render_pdf(pkg: Package) -> bytes:
     """The package as PDF bytes."""
-    try:
-        from reportlab.platypus import BaseDocTemplate
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise PdfUnavailable("PDF output needs reportlab: pip install 'evsite[pdf]'") from exc
-    del BaseDocTemplate
     return _Builder(pkg).build()
 
 
 class _Builder:
     def __init__(self, pkg: Package) -> None:
-        from reportlab.lib.styles import ParagraphStyle
 
         self.pkg = pkg
         self.font, self.bold, self.clean = _fonts()
@@ -94,12 +101,10 @@ class _Builder:
     # ------------------------------------------------------------------ helpers
 
     def p(self, text: str, style: Any = None) -> Any:
-        from reportlab.platypus import Paragraph
 
         return Paragraph(escape(self.clean(text)), style or self.body)
 
     def sheet(self, number: str, title: str, first: bool = False) -> None:
-        from reportlab.platypus import PageBreak
 
         if not first:
             self.story.append(PageBreak())
@@ -110,13 +115,11 @@ class _Builder:
         self, t: ReportTable, widths: list[float] | None = None, wrap: set[int] | None = None, title: bool = True
     ) -> None:
         """A ReportTable; columns in `wrap` (all when None) wrap as paragraphs, others are plain text."""
-        from reportlab.lib import colors
         from reportlab.platypus import Table, TableStyle
 
         if title:
             self.story.append(self.p(t.title, self.h2))
         head = [self.p(c, self.head_cell) for c in t.columns]
-        from reportlab.pdfbase.pdfmetrics import stringWidth
 
         room = [w - 7 for w in widths] if widths else None  # less the cell padding
         body: list[list[Any]] = []
@@ -145,7 +148,6 @@ class _Builder:
     # ------------------------------------------------------------------ sheets
 
     def build(self) -> bytes:
-        from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate
 
         buf = io.BytesIO()
         doc = BaseDocTemplate(
@@ -181,7 +183,6 @@ class _Builder:
         return buf.getvalue()
 
     def _cover(self) -> None:
-        from reportlab.platypus import Spacer, Table, TableStyle
 
         pkg = self.pkg
         self.sheet("E-0.0", f"{pkg.project}: EV charging permit package", first=True)
@@ -251,7 +252,6 @@ class _Builder:
             self.table(t, [self.width / n] * n if n > 4 else [3 * INCH] * n)
 
     def _appendix(self) -> None:
-        from reportlab.platypus import NextPageTemplate
 
         self.story.append(NextPageTemplate("columns"))
         self.sheet("A-1", "Appendix: calculations and every finding")
@@ -310,7 +310,6 @@ class _Builder:
 
 def _fit(canvas: Any, font: str, text: str, x: float, y: float, width: float, size: float) -> None:
     """Draw `text` in `width`: smaller down to MIN_PT, then on two lines."""
-    from reportlab.pdfbase.pdfmetrics import stringWidth
 
     while size > MIN_PT and stringWidth(text, font, size) > width:
         size -= 0.5
@@ -325,13 +324,7 @@ def _fit(canvas: Any, font: str, text: str, x: float, y: float, width: float, si
     canvas.drawString(x, y - size * 0.6, " ".join(words))
 
 
-def _flowable_base() -> type:
-    from reportlab.platypus import Flowable
-
-    return Flowable
-
-
-class _SheetMark(_flowable_base()):  # type: ignore[misc]
+class _SheetMark(Flowable):
     """Zero-size marker: the title block drawn at the end of the page shows this sheet."""
 
     def __init__(self, number: str, title: str) -> None:
@@ -345,7 +338,7 @@ class _SheetMark(_flowable_base()):  # type: ignore[misc]
         self.canv._evsite_sheet = (self.number, self.title)
 
 
-class _TextBlock(_flowable_base()):  # type: ignore[misc]
+class _TextBlock(Flowable):
     """Lines of plain text, wrapped by word, splittable across columns: one appendix finding.
 
     reportlab's Paragraph parses markup and measures every fragment; thousands of findings took
@@ -367,8 +360,6 @@ class _TextBlock(_flowable_base()):  # type: ignore[misc]
         key = (word, font)
         found = self._widths.get(key)
         if found is None:
-            from reportlab.pdfbase.pdfmetrics import stringWidth
-
             found = self._widths[key] = float(stringWidth(word, font, MIN_PT))
         return found
 
@@ -416,7 +407,7 @@ ROW_PT = 15.0
 _COLOURS = {"power": "#222222", "ems": "#8b1fa9", "comms": "#1f6fb2", "meter": "#0a7d32"}
 
 
-class _OneLine(_flowable_base()):  # type: ignore[misc]
+class _OneLine(Flowable):
     """One sheet of the one-line diagram: source and service on the first, legend on every sheet."""
 
     HEADER = 96.0
@@ -452,7 +443,6 @@ class _OneLine(_flowable_base()):  # type: ignore[misc]
         c.drawString(x, y, self.b.clean(text))
 
     def _width(self, text: str, size: float = MIN_PT) -> float:
-        from reportlab.pdfbase.pdfmetrics import stringWidth
 
         return float(stringWidth(self.b.clean(text), self.b.font, size))
 
@@ -589,4 +579,4 @@ class _OneLine(_flowable_base()):  # type: ignore[misc]
         c.setDash()
 
 
-__all__ = ["ONELINE_ROWS_PER_SHEET", "PdfUnavailable", "render_pdf"]
+__all__ = ["render_pdf"]
