@@ -181,6 +181,8 @@ def _group_row(idx: SiteIndex, group: list[Circuit], depth: int) -> _Row:
 
 def _panel_rows(idx: SiteIndex, panel: Panel, depth: int, rows: list[_Row]) -> None:
     main = f", main {num(panel.main_ocpd_a)} A" if panel.main_ocpd_a else ""
+    if panel.interrupting_rating_a:
+        main += f", {num(panel.interrupting_rating_a / 1000)} kA AIC"
     level = f" [{panel.level}]" if panel.level else ""
     rows.append(
         _Row(

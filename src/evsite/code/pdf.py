@@ -38,6 +38,7 @@ from reportlab.platypus import (
 from evsite.code.oneline import _Row, layout_rows
 from evsite.code.package import Package, elements_text, oneline_chunks
 from evsite.code.rules.context import ReportTable, num
+from evsite.code.rules.ieee519 import short_circuit_a
 
 MIN_PT = 8.0  # smallest text on any sheet, at print size
 BODY_PT = 9.0
@@ -542,8 +543,11 @@ class _OneLine(Flowable):
         source = f"Utility {service.system.value}"
         if service.transformer:
             source += f", transformer {num(service.transformer.kva)} kVA, {num(service.transformer.impedance_pct)} %Z"
+        available, _ = short_circuit_a(idx)
         if service.available_fault_current_a:
             source += f"; available fault current {num(service.available_fault_current_a)} A at the service (110.24)"
+        elif available is not None:
+            source += f"; available fault current ≤ {num(available, 0)} A (transformer, infinite bus) (110.24)"
         else:
             source += "; available fault current: not stated in the site file"
         self._text(left + 26, top - 16, source, 10, bold=True)

@@ -426,6 +426,10 @@ class Panel(Strict):
     main_ocpd_a: Current | None = None
     location: Location = Location.INDOOR
     level: str | None = Field(default=None, description="Floor or parking level, for the diagram.")
+    # Issue 17, short circuit: the lowest interrupting rating of its devices, or its short-circuit current rating.
+    interrupting_rating_a: float | None = Field(
+        default=None, gt=0, le=MAX_FAULT_CURRENT_A, description="Interrupting rating / SCCR in amperes (110.9, 110.10)."
+    )
 
 
 class Feeder(Strict):
