@@ -60,7 +60,7 @@ def test_branch_check_of_existing_circuit_exits_1_on_failure() -> None:
     assert failing.exit_code == 1
     data = json.loads(failing.stdout)
     fail = next(f for f in data["findings"] if f["status"] == "fail")
-    assert fail["rule"] == "NEC 2023 210.19(A)(1)(a)"
+    assert fail["rule"] == "NEC 2023 210.19(A)(1)(a), 110.14(C), Table 310.16 (60 °C column)"
     assert fail["fix"].startswith("use 4 AWG Cu (70 A at 60 °C terminations) or 75 °C-rated terminations")
     passing = runner.invoke(app, [*args, "--termination-c", "75"])
     assert passing.exit_code == 0

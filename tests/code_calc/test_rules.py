@@ -36,7 +36,7 @@ def test_48a_on_6_awg_fails_at_60c_with_the_fix() -> None:
     findings = check_conductor("6 AWG", "cu", "THHN", 60, 30, 2, load_a=48, continuous=True, ocpd_a=60)
     first = findings[0]
     assert first.status is Status.FAIL
-    assert str(first.rule) == "NEC 2023 210.19(A)(1)(a)"
+    assert str(first.rule) == "NEC 2023 210.19(A)(1)(a), 110.14(C), Table 310.16 (60 °C column)"
     assert first.fix is not None
     assert first.fix.startswith("use 4 AWG Cu (70 A at 60 °C terminations) or 75 °C-rated terminations")
     assert "48 A × 1.25 = 60 A (continuous load)" in first.arithmetic
@@ -77,7 +77,7 @@ def test_checking_a_given_circuit() -> None:
     assert all(f.status is not Status.FAIL for f in ok.findings)
     bad = size_branch(48, 240, termination_c=60, conductor="6 AWG Cu", ocpd_a=60)
     failed = [f for f in bad.findings if f.status is Status.FAIL]
-    assert [str(f.rule) for f in failed] == ["NEC 2023 210.19(A)(1)(a)"]
+    assert [str(f.rule) for f in failed] == ["NEC 2023 210.19(A)(1)(a), 110.14(C), Table 310.16 (60 °C column)"]
     small_breaker = size_branch(48, 240, termination_c=75, conductor="6 AWG Cu", ocpd_a=50)
     assert any(str(f.rule) == "NEC 2023 625.41" and f.status is Status.FAIL for f in small_breaker.findings)
     odd = size_branch(48, 240, termination_c=75, conductor="6 AWG Cu", ocpd_a=65)

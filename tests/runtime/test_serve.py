@@ -101,6 +101,7 @@ async def test_serve_runs_ocpp_control_and_api_in_one_process(tmp_path: Path) ->
                 "ocpp", "chargers", "--api", f"http://127.0.0.1:{api_port}", "--token", "x", ok=1
             )
             assert "401" in refused
+
             def failsafe_installed() -> bool:
                 return any(
                     p["charging_profile_purpose"] == "ChargePointMaxProfile" and p["stack_level"] == 0

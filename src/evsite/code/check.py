@@ -17,7 +17,7 @@ from evsite.code.findings import Finding, Status
 from evsite.code.rules import RULES, TABLES, ReportTable, SiteIndex
 from evsite.site.model import Site
 
-ELEMENT_ORDER = ("service", "panel", "feeder", "circuit", "evse", "site")
+ELEMENT_ORDER = ("service", "panel", "feeder", "circuit", "raceway", "evse", "meter", "site")
 STATUS_ORDER = (Status.FAIL, Status.WARN, Status.PASS, Status.INFO)
 
 

@@ -36,6 +36,7 @@ class _Row:
     meter: str | None = None
     ems: str | None = None
     breaker: str | None = None
+    volts: str = ""  # "208 V 1φ" on circuits and feeders
 
 
 def _t(x: float, y: float, text: str, cls: str = "", anchor: str = "start") -> str:
@@ -43,14 +44,55 @@ def _t(x: float, y: float, text: str, cls: str = "", anchor: str = "start") -> s
     return f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}"{extra}>{escape(text)}</text>'
 
 
+_FRACTIONS = {"1/2": "½", "3/4": "¾", "1/4": "¼"}
+
+
+def trade_size_text(size: str) -> str:
+    """A trade size as printed on drawings: "1-1/4" → 1¼", "3/4" → ¾"."""
+    whole, _, frac = size.partition("-") if "-" in size else ("", "", size)
+    frac_text = _FRACTIONS.get(frac, frac)
+    return f'{whole}{frac_text}"' if whole else f'{frac_text}"'
+
+
+def wire_size(size: str) -> str:
+    """ "6 AWG" → #6, "3/0 AWG" → #3/0; kcmil sizes stay as written."""
+    return "#" + size.removesuffix(" AWG") if size.endswith("AWG") else size
+
+
+def ungrounded_count(run: Circuit | Feeder) -> int:
+    """Ungrounded (line) conductors per parallel set."""
+    if isinstance(run, Circuit):
+        return len(run.lines)
+    return 3 if run.phases == 3 else 2
+
+
+def conductor_callout(run: Circuit | Feeder) -> str:
+    """The run as an electrician writes it: (2) #6 + (1) #10 EGC, Cu THHN, in ¾" EMT.
+
+    Counts are per raceway (parallel sets share it, as the fill check assumes)."""
+    c = run.conductors
+    sets = c.parallel_sets
+    parts = [f"({ungrounded_count(run) * sets}) {wire_size(c.size)}"]
+    if c.neutral:
+        parts.append(f"({sets}) {wire_size(c.size)} N")
+    if c.egc:
+        egc_size, _, egc_material = (
+            c.egc.rpartition(" ") if c.egc.split()[-1].lower() in ("cu", "al") else (c.egc, "", "")
+        )
+        same = egc_material.lower() == c.material.value.lower() or not egc_material
+        parts.append(f"(1) {wire_size(egc_size)}{'' if same else ' ' + egc_material} EGC")
+    raceway = c.raceway.type.value.upper()
+    where = (
+        "cable"
+        if raceway == "CABLE"
+        else (f"in {trade_size_text(c.raceway.trade_size) + ' ' if c.raceway.trade_size else ''}{raceway}")
+    )
+    parallel = f" ({sets} parallel sets)" if sets > 1 else ""
+    return f"{' + '.join(parts)}, {c.material.value.capitalize()} {c.insulation}, {where}{parallel}"
+
+
 def _run_text(c: Circuit | Feeder) -> str:
-    run = c.conductors
-    sets = f"{run.parallel_sets}× " if run.parallel_sets > 1 else ""
-    raceway = run.raceway.type.value.upper()
-    size = f'{run.raceway.trade_size}" ' if run.raceway.trade_size else ""
-    egc = f", EGC {run.egc}" if run.egc else ""
-    conductor = f"{sets}{run.size} {run.material.value.capitalize()} {run.insulation}"
-    return f"{conductor}, {size}{raceway}, {num(run.length_ft, 0)} ft{egc}"
+    return f"{conductor_callout(c)}, {num(c.conductors.length_ft, 0)} ft"
 
 
 def _evse_text(evse: list[Evse]) -> str:
@@ -114,6 +156,7 @@ def _circuit_row(idx: SiteIndex, c: Circuit, depth: int) -> _Row:
         meter,
         _ems_text(idx, c.id),
         f"{num(c.ocpd_a)} A {len(c.lines)}P",
+        f"{num(idx.circuit_voltage(c).volts)} V {3 if len(c.lines) == 3 else 1}φ",
     )
 
 
@@ -126,13 +169,11 @@ def _group_row(idx: SiteIndex, group: list[Circuit], depth: int) -> _Row:
     what = (
         f"{num(sample[0].rated_current_a)} A {sample[0].make or ''} {sample[0].model or ''}".strip() if sample else ""
     )
-    run_text = _run_text(first).rsplit(", ", 2 if first.conductors.egc else 1)
     length = (
         f"{num(min(lengths), 0)}–{num(max(lengths), 0)} ft" if len(set(lengths)) > 1 else f"{num(lengths[0], 0)} ft"
     )
-    egc = f", EGC {first.conductors.egc}" if first.conductors.egc else ""
     row.kind = "group"
-    row.text = f"{first.id} … {last.id} (×{len(group)}): {run_text[0]}, {length}{egc}"
+    row.text = f"{first.id} … {last.id} (×{len(group)}): {conductor_callout(first)}, {length}"
     row.right = f"{len(evse)} × EVSE {what}"
     row.breaker = f"{len(group)} × {num(first.ocpd_a)} A {len(first.lines)}P"
     return row
@@ -140,6 +181,8 @@ def _group_row(idx: SiteIndex, group: list[Circuit], depth: int) -> _Row:
 
 def _panel_rows(idx: SiteIndex, panel: Panel, depth: int, rows: list[_Row]) -> None:
     main = f", main {num(panel.main_ocpd_a)} A" if panel.main_ocpd_a else ""
+    if panel.interrupting_rating_a:
+        main += f", {num(panel.interrupting_rating_a / 1000)} kA AIC"
     level = f" [{panel.level}]" if panel.level else ""
     rows.append(
         _Row(
@@ -198,7 +241,8 @@ def _feeder_rows(idx: SiteIndex, feeder: Feeder, depth: int, rows: list[_Row]) -
             f"{feeder.id}: feeder {_run_text(feeder)}",
             meter=_meter_text(idx.meters_by_node.get(feeder.id, [])),
             ems=_ems_text(idx, feeder.id),
-            breaker=f"{num(feeder.ocpd_a)} A {feeder.phases}φ",
+            breaker=f"{num(feeder.ocpd_a)} A {feeder.phases}P",
+            volts=f"{num(idx.feeder_voltage(feeder).volts)} V {idx.feeder_voltage(feeder).phases}φ",
         )
     )
     for panel in idx.panels_by_feeder.get(feeder.id, []):

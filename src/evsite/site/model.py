@@ -205,6 +205,23 @@ class Raceway(Strict):
 
     type: RacewayType = RacewayType.EMT
     trade_size: str | None = Field(default=None, description='Trade size, e.g. "3/4" or "1-1/4".')
+    # Issue 17: where the raceway runs (wet-location insulation, burial depth, rooftop temperature adder).
+    location: Literal["indoor", "outdoor", "underground", "rooftop"] = "indoor"
+    burial_depth_in: float | None = Field(
+        default=None, ge=0, le=600, description="Cover over the raceway or cable, inches (underground, 300.5)."
+    )
+    burial_location: Literal[
+        "general",
+        "trench-under-2in-concrete",
+        "under-building",
+        "under-4in-slab",
+        "street-driveway-parking",
+        "dwelling-driveway",
+        "airport-runway",
+    ] = Field(default="general", description="The Table 300.5 row the underground run is in.")
+    height_above_roof_in: float | None = Field(
+        default=None, ge=0, le=1200, description="Bottom of the raceway above the roof, inches (rooftop)."
+    )
 
     @field_validator("trade_size", mode="before")
     @classmethod
@@ -295,6 +312,9 @@ class ConductorRun(Strict):
         default_factory=list,
         description='Other conductors sharing the raceway, for fill: e.g. ["2x12 THHN"].',
     )
+    # Issue 17: a raceway several runs share; its type and size replace `raceway`, and its contents are
+    # counted once across the runs for fill and the 310.15(C)(1) adjustment.
+    raceway_id: str | None = Field(default=None, description="Id of a shared raceway in `raceways[]`.")
 
     @model_validator(mode="before")
     @classmethod
@@ -312,6 +332,18 @@ class ConductorRun(Strict):
     @classmethod
     def _insulation_upper(cls, value: str) -> str:
         return value.strip().upper()
+
+
+class SharedRaceway(Raceway):
+    """A raceway that several feeders or circuits are pulled through (issue 17).
+
+    Fill (Chapter 9) and the adjustment for more than three current-carrying conductors (310.15(C)(1))
+    are worked out from what the runs that name it put in it, not from counts typed per run."""
+
+    id: Id
+
+    def as_raceway(self) -> Raceway:
+        return Raceway.model_validate(self.model_dump(exclude={"id"}))
 
 
 # --------------------------------------------------------------------------- service and distribution
@@ -394,6 +426,10 @@ class Panel(Strict):
     main_ocpd_a: Current | None = None
     location: Location = Location.INDOOR
     level: str | None = Field(default=None, description="Floor or parking level, for the diagram.")
+    # Issue 17, short circuit: the lowest interrupting rating of its devices, or its short-circuit current rating.
+    interrupting_rating_a: float | None = Field(
+        default=None, gt=0, le=MAX_FAULT_CURRENT_A, description="Interrupting rating / SCCR in amperes (110.9, 110.10)."
+    )
 
 
 class Feeder(Strict):
@@ -418,6 +454,9 @@ class Circuit(Strict):
     conductors: ConductorRun
     gfci: bool = Field(default=False, description="GFCI (or SPGFCI) protection on the circuit.")
     ocpd_type: Literal["breaker", "fuse"] = "breaker"
+    position: int | None = Field(
+        default=None, ge=1, le=168, description="First pole position in the panel (panel schedule)."
+    )
 
     @field_validator("lines")
     @classmethod
@@ -466,7 +505,9 @@ class Evse(Strict):
     circuit: str
     make: str | None = None
     model: str | None = None
-    listing: list[ListingStandard] = Field(default_factory=lambda: [ListingStandard.UL_2594])
+    listing: list[ListingStandard] = Field(
+        default_factory=list, description="Standards the EVSE is listed to; none given is a 625.5 finding."
+    )
     max_current_a: Current = Field(description="Nameplate maximum output (input) current.")
     adjustable_setting_a: Current | None = None
     adjustment_access: Literal["restricted", "unrestricted"] = "unrestricted"
@@ -531,6 +572,14 @@ class EnergyManagementSystem(Strict):
     listing: ListingStandard | None = ListingStandard.UL_916
     marked: bool = True
     kind: Literal["evsite", "integral", "external"] = "evsite"
+    # Issue 17: the EMS as designed (equipment schedule, 750.30(C) label, behaviour when the EMS is lost).
+    product: str | None = Field(default=None, max_length=120, description="Make and model of the listed EMS.")
+    fallback_a: Current | None = Field(
+        default=None,
+        description="Current each managed charger falls back to if this EMS is lost (integral/external EMS); "
+        "evsite's own EMS installs the fail-safe profiles it computes.",
+    )
+    label: str | None = Field(default=None, max_length=300, description="Field marking text (625.42(A), 750.30(C)).")
 
 
 class ModbusEndpoint(Strict):
@@ -553,6 +602,13 @@ class Meter(Strict):
     last_tested: date | None = None
     modbus: ModbusEndpoint | None = None
     ct_ratio: str | None = None
+    # Issue 17: the metering chain (a meter fed by current transformers is only as good as the chain).
+    ct_accuracy_class: Literal["0.15", "0.3", "0.6", "1.2"] | None = Field(
+        default=None, description="CT metering accuracy class (IEEE C57.13; 0.15 per C57.13.6)."
+    )
+    ct_system_tested: bool = Field(
+        default=False, description="Meter and CTs certified together as a system to the meter's ANSI C12.20 class."
+    )
 
 
 class Inverter(Strict):
@@ -754,6 +810,38 @@ class Jurisdiction(Strict):
     nec_edition: Literal[2023] = 2023
     amendments: Amendments = Field(default_factory=Amendments)
     low_voltage_permit: Literal["required", "class-2-exempt", "not-required"] = "required"
+    # Issue 17, permit package: what the cover sheet states about the code in force.
+    adopted_code: str | None = Field(
+        default=None, max_length=200, description="The code the AHJ enforces, e.g. a state code based on the NEC."
+    )
+    notes: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=50, description="Local amendments and AHJ requirements, shown on the cover."
+    )
+
+
+# --------------------------------------------------------------------------- permit package (issue 17)
+
+
+_Date = date  # the field below is named `date`, which would shadow the type inside the class
+
+
+class Revision(Strict):
+    """One row of the drawing set's revision table."""
+
+    rev: str = Field(min_length=1, max_length=8)
+    date: _Date
+    description: str = Field(max_length=200)
+
+
+class Permit(Strict):
+    """Who prepared the permit package and what it covers (cover sheet and title block)."""
+
+    project: str | None = Field(default=None, max_length=200, description="Project title; defaults to the site name.")
+    scope: str | None = Field(default=None, max_length=2000, description="Scope of work; derived when absent.")
+    preparer: str | None = Field(default=None, max_length=120)
+    license: str | None = Field(default=None, max_length=60, description="Preparer's license number.")
+    firm: str | None = Field(default=None, max_length=120)
+    revisions: list[Revision] = Field(default_factory=list, max_length=50)
 
 
 class PvCharging(Strict):
@@ -808,10 +896,24 @@ class Site(Strict):
     units: list[Unit] = Field(default_factory=list)
     billing: Billing = Field(default_factory=Billing)
     jurisdiction: Jurisdiction = Field(default_factory=Jurisdiction)
+    permit: Permit = Field(default_factory=Permit)
+    raceways: list[SharedRaceway] = Field(default_factory=list, description="Raceways shared by several runs.")
     control: Control = Field(default_factory=Control)
     created: datetime | None = None
 
     _index: _SiteIndex | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _shared_raceways(self) -> Site:
+        """A run in a shared raceway takes the raceway's type and size (the loader has checked the ids)."""
+        if self.raceways:
+            shared = {r.id: r for r in self.raceways}
+            runs: list[Feeder | Circuit] = [*self.feeders, *self.circuits]
+            for run in runs:
+                rid = run.conductors.raceway_id
+                if rid is not None and rid in shared:
+                    run.conductors.raceway = shared[rid].as_raceway()
+        return self
 
     # ---- lookups used by the checker and the controller: dict lookups, built once per version of the lists
     def _lookups(self) -> _SiteIndex:

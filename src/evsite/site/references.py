@@ -19,7 +19,7 @@ Located = tuple[tuple[str | int, ...], str]
 
 
 _ID_LISTS = ("panels", "feeders", "circuits", "evse", "ems", "meters", "inverters", "batteries",
-             "building_loads", "units")  # fmt: skip
+             "building_loads", "units", "raceways")  # fmt: skip
 _SERVICE = ROOT
 
 
@@ -119,8 +119,37 @@ def check_references(data: dict[str, Any]) -> list[Located]:
             )
         )
 
+    problems += _raceway_references(data)
     problems += _feeder_loops(data)
     problems += _overlapping_tags(data)
+    return problems
+
+
+def _raceway_references(data: dict[str, Any]) -> list[Located]:
+    """A run names a shared raceway that exists, and does not also describe its own raceway."""
+    raceways = _ids(data, "raceways")
+    problems: list[Located] = []
+    for key in ("feeders", "circuits"):
+        for index, item in _items(data, key):
+            run = item.get("conductors")
+            if not isinstance(run, dict) or not isinstance(run.get("raceway_id"), str):
+                continue
+            ref = run["raceway_id"]
+            where = f"{key}[{index}].conductors"
+            if ref not in raceways:
+                problems.append(
+                    (
+                        (key, index, "conductors", "raceway_id"),
+                        f"{where}.raceway_id: raceway {short_repr(ref)} does not exist; known: {_known(raceways)}",
+                    )
+                )
+            elif "raceway" in run:
+                problems.append(
+                    (
+                        (key, index, "conductors", "raceway"),
+                        f"{where}: give either raceway_id (the shared raceway {short_repr(ref)}) or raceway, not both",
+                    )
+                )
     return problems
 
 

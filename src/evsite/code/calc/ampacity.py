@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from evsite.code.calc.common import CalcError, Result, conductor_size, fmt, label, require_positive
+from evsite.code.calc.common import CalcError, Result, TooHot, conductor_size, fmt, label, require_positive
 from evsite.code.calc.ocpd import max_ocpd_for
 from evsite.code.findings import Finding, Status, nec
 from evsite.code.tables.table_310_4_1 import INSULATION_RATING_C
@@ -62,9 +62,9 @@ def correction_factor(ambient_c: float, column_c: int) -> float:
         if ambient_c <= upper:
             factor = factors[index]
             if factor is None:
-                raise CalcError(f"ambient {fmt(ambient_c, 1)} °C is too hot for {column_c} °C insulation")
+                raise TooHot(f"ambient {fmt(ambient_c, 1)} °C is too hot for {column_c} °C insulation")
             return factor
-    raise CalcError(f"ambient {fmt(ambient_c, 1)} °C is beyond Table 310.15(B)(1)(1) (max 85 °C)")
+    raise TooHot(f"ambient {fmt(ambient_c, 1)} °C is beyond Table 310.15(B)(1)(1) (max 85 °C)")
 
 
 def adjustment_factor(ccc: int) -> float:
@@ -198,6 +198,7 @@ def check_conductor(
     ocpd_a: float | None,
     element: str = "circuit",
     noncontinuous_a: float = 0.0,
+    feeder: bool = False,
 ) -> list[Finding]:
     """The conductor rules for one run: 125 % continuous at the termination column (210.19(A)(1)(a),
     215.2(A)(1), 110.14(C)), the load after correction/adjustment (310.15), and protection by the OCPD
@@ -220,6 +221,10 @@ def check_conductor(
     }
     findings: list[Finding] = []
     required = required_ampacity_a(load_a, continuous, noncontinuous_a)
+    # The 125 % rule (210.19/215.2), the termination limit that picks the column (110.14(C)) and the column itself.
+    termination_rule = nec(
+        f"{'215.2(A)(1)(a)' if feeder else '210.19(A)(1)(a)'}, 110.14(C), Table 310.16 ({a.column_c} °C column)"
+    )
 
     def better_text() -> str:
         """The smallest conductor that passes: only searched for when something fails."""
@@ -248,7 +253,7 @@ def check_conductor(
                 element,
                 "conductor ampacity at terminations",
                 Status.PASS,
-                nec("210.19(A)(1)(a)"),
+                termination_rule,
                 f"{a.conductor} carries {fmt(a.termination_ampacity_a)} A at {a.column_c} °C terminations, "
                 f"≥ {fmt(required)} A required",
                 inputs,
@@ -267,7 +272,7 @@ def check_conductor(
                 element,
                 "conductor ampacity at terminations",
                 Status.FAIL,
-                nec("210.19(A)(1)(a)"),
+                termination_rule,
                 f"{a.conductor} carries only {fmt(a.termination_ampacity_a)} A at {a.column_c} °C terminations; "
                 f"{fmt(required)} A is required",
                 inputs,

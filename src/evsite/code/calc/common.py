@@ -16,6 +16,10 @@ class CalcError(InputError):
     """An input the tables or rules cannot take (unknown size, negative current, missing column)."""
 
 
+class TooHot(CalcError):
+    """The ambient is beyond what the insulation may be used at (Table 310.15(B)(1)(1)): a failure, not a gap."""
+
+
 MATERIAL_NAMES = {"cu": "Cu", "al": "Al"}
 _MATERIAL_ALIASES = {"cu": "cu", "copper": "cu", "al": "al", "aluminum": "al", "aluminium": "al", "cca": "al"}
 

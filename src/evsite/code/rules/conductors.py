@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from evsite.code.calc.ampacity import smallest_conductor
-from evsite.code.calc.common import CalcError
+from evsite.code.calc.common import CalcError, TooHot
 from evsite.code.findings import Citation, Finding, Status, nec
 from evsite.code.rules.context import SiteIndex, num
+from evsite.code.rules.location import ampacity_conditions
 from evsite.code.sizing import check_conductor, conduit_fill, egc_size, voltage_drop
 from evsite.site.conductors import parse_conductor, size_index
-from evsite.site.model import Circuit, ConductorRun, Feeder, RacewayType
+from evsite.site.model import Circuit, ConductorRun, Feeder, RacewayType, SharedRaceway
 
 _NO_FILL = {RacewayType.CABLE, RacewayType.NONE}
 _METALLIC_EGC = {RacewayType.EMT, RacewayType.RMC, RacewayType.IMC}  # 250.118 raceway as EGC
@@ -36,6 +37,32 @@ def check(idx: SiteIndex) -> Iterator[Finding]:
         findings, pct = _check_run(idx, circuit, f"circuit {circuit.id}")
         yield from findings
         yield from _total_drop(idx, circuit, pct, feeder_drop)
+    for raceway in idx.site.raceways:
+        yield from _shared_raceway(idx, raceway)
+
+
+def run_lines(idx: SiteIndex, run: Feeder | Circuit) -> int:
+    """Ungrounded conductors per parallel set."""
+    if isinstance(run, Circuit):
+        return len(run.lines)
+    return 3 if run.phases == 3 and idx.three_phase else 2
+
+
+def current_carrying(idx: SiteIndex, run: Feeder | Circuit) -> tuple[int, str]:
+    """Current-carrying conductors a run puts in its raceway, with the reason (310.15(E), (F)).
+
+    Every ungrounded conductor counts; the EGC never does (310.15(F)). The neutral counts on a 2-wire
+    circuit, and on a three-phase wye system, where it carries the unbalanced or the harmonic current of
+    the chargers' electronic loads (310.15(E)(2), (E)(3)); the neutral of a 120/240 V 3-wire circuit
+    carries only the unbalance and does not count (310.15(E)(1))."""
+    c = run.conductors
+    lines = run_lines(idx, run)
+    neutral = c.neutral and (lines == 1 or idx.three_phase)
+    n = (lines + (1 if neutral else 0)) * c.parallel_sets
+    why = f"{lines * c.parallel_sets} ungrounded"
+    if c.neutral:
+        why += " + neutral (counts, 310.15(E))" if neutral else " + neutral (not counted, 310.15(E)(1))"
+    return n, why
 
 
 def _run_load(idx: SiteIndex, run: Feeder | Circuit) -> tuple[float, float, int]:
@@ -55,10 +82,26 @@ def _check_run(idx: SiteIndex, run: Feeder | Circuit, element: str) -> tuple[lis
     load, volts, phases = _run_load(idx, run)
     sets = c.parallel_sets
     per_set = round(load / sets, 6)
-    design = (c.size, c.material.value, c.insulation, c.termination_c, c.ambient_c, c.current_carrying_conductors)
+    ccc = c.current_carrying_conductors
     out: list[Finding] = []
+    if c.raceway_id is not None:
+        contradiction, real = _raceway_count(idx, run, element)
+        ccc = max(ccc, real)  # the larger count derates more: never headroom from a typo
+        if contradiction is not None:
+            out.append(contradiction)
+    insulation, ambient, _ = ampacity_conditions(c)  # wet rating and rooftop adder where the raceway runs
+    design = (c.size, c.material.value, insulation, c.termination_c, ambient, ccc)
     try:
-        found = _conductor_findings(*design, per_set, run.ocpd_a / sets)
+        found = _conductor_findings(*design, per_set, run.ocpd_a / sets, isinstance(run, Feeder))
+    except TooHot as exc:  # the conductor may not be used there at all: fail, never "not evaluated"
+        out.append(
+            Finding(
+                element, "conductor ampacity after correction and adjustment", Status.FAIL,
+                nec("310.15(B)(1), Table 310.15(B)(1)(1)"), f"{c.insulation}: {exc}.",
+                {"insulation": insulation, "ambient_c": ambient},
+                fix="Use a 90 °C wet-rated insulation (THWN-2, XHHW-2), raise the raceway off the roof, or reroute.",
+            )
+        )  # fmt: skip
     except CalcError as exc:
         out.append(_not_evaluated(element, "Conductor ampacity", nec("Table 310.16"), str(exc)))
     else:
@@ -66,10 +109,12 @@ def _check_run(idx: SiteIndex, run: Feeder | Circuit, element: str) -> tuple[lis
     out += [f.at(element) for f in _egc(run.ocpd_a, c.egc, c.raceway.type, *design, per_set)]
     lines = len(run.lines) if isinstance(run, Circuit) else (3 if run.phases == 3 else 2)
     raceway = c.raceway
-    fill = _fill(
-        lines, sets, c.size, c.insulation, c.neutral, c.egc, tuple(c.other_conductors), raceway.type, raceway.trade_size
-    )
-    out += [f.at(element) for f in fill]
+    if c.raceway_id is None:  # a shared raceway's fill is checked once, on the raceway
+        fill = _fill(
+            lines, sets, c.size, c.insulation, c.neutral, c.egc, tuple(c.other_conductors), raceway.type,
+            raceway.trade_size,
+        )  # fmt: skip
+        out += [f.at(element) for f in fill]
     drop, vd = _drop(idx, run, c, load, volts, phases, element)
     out.append(drop)
     return out, vd
@@ -85,8 +130,11 @@ def _conductor_findings(
     ccc: int,
     load_a: float,
     ocpd: float,
+    feeder: bool,
 ) -> tuple[Finding, ...]:
-    return tuple(check_conductor(size, material, insulation, termination_c, ambient_c, ccc, load_a, True, ocpd))
+    return tuple(
+        check_conductor(size, material, insulation, termination_c, ambient_c, ccc, load_a, True, ocpd, feeder=feeder)
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -96,6 +144,64 @@ def _min_phase(
     """The smallest phase conductor that carries the load: the 250.122(B) reference size."""
     a = smallest_conductor(material, insulation, termination_c, ambient_c, ccc, load, True, None)
     return a.conductor if a else None
+
+
+def _raceway_count(idx: SiteIndex, run: Feeder | Circuit, element: str) -> tuple[Finding | None, int]:
+    """(a failure when the run's declared count contradicts its shared raceway, the raceway's real count)."""
+    rid = run.conductors.raceway_id
+    assert rid is not None
+    runs = idx.runs_by_raceway.get(rid, [])
+    counts = [(other, *current_carrying(idx, other)) for other in runs]
+    real = sum(n for _, n, _ in counts)
+    declared = run.conductors.current_carrying_conductors
+    if declared == real:
+        return None, real
+    steps = [f"{other.id}: {n} ({why})" for other, n, why in counts]
+    steps.append(f"raceway {rid}: {' + '.join(str(n) for _, n, _ in counts)} = {real} current-carrying conductors")
+    steps.append(f"declared on {run.id}: {declared}; the adjustment uses {max(declared, real)}")
+    return (
+        Finding(
+            element,
+            "Current-carrying conductors in the raceway",
+            Status.FAIL,
+            nec("310.15(C)(1), 310.15(E), 310.15(F)"),
+            f"{run.id} declares {declared} current-carrying conductors, but shared raceway {rid} holds {real}.",
+            {"raceway": rid, "declared": declared, "in_raceway": real},
+            steps,
+            fix=f"Set current_carrying_conductors: {real} on every run in raceway {rid} (or split the raceway).",
+        ),
+        real,
+    )
+
+
+def _shared_raceway(idx: SiteIndex, raceway: SharedRaceway) -> Iterator[Finding]:
+    """Fill of a shared raceway from the conductors of every run pulled through it."""
+    runs = idx.runs_by_raceway.get(raceway.id, [])
+    element = f"raceway {raceway.id}"
+    if not runs:
+        yield Finding(element, "Raceway fill", Status.INFO, nec("Chapter 9 Table 1"), "No run uses this raceway.")
+        return
+    if raceway.type in _NO_FILL:
+        return
+    items: list[tuple[int, str, str]] = []
+    try:
+        for run in runs:
+            c = run.conductors
+            items += _fill_conductors(
+                run_lines(idx, run), c.parallel_sets, c.size, c.insulation, c.neutral, c.egc, tuple(c.other_conductors)
+            )
+    except CalcError as exc:
+        yield _not_evaluated(element, "Raceway fill", nec("Chapter 9 Tables 1, 4, 5"), str(exc))
+        return
+    merged: dict[tuple[str, str], int] = {}
+    for n, size, insulation in items:
+        merged[(size, insulation)] = merged.get((size, insulation), 0) + n
+    combined = tuple((n, size, ins) for (size, ins), n in merged.items())
+    for f in _fill_items(combined, raceway.type, raceway.trade_size):
+        yield Finding(
+            element, f.topic, f.status, f.rule, f"{f.message} Runs: {', '.join(r.id for r in runs)}.", f.inputs,
+            f.arithmetic, f.fix,
+        )  # fmt: skip
 
 
 def _not_evaluated(element: str, topic: str, citation: Citation, why: str) -> Finding:
@@ -210,13 +316,24 @@ def _fill(
     trade_size: str | None,
 ) -> tuple[Finding, ...]:
     """Raceway fill findings of a run (element left blank: identical designs share them)."""
-    element = ""
-    citation = nec("Chapter 9 Tables 1, 4, 5")
     if raceway in _NO_FILL:
         return ()
     try:
-        items = _fill_conductors(lines, sets, size, insulation, neutral, egc, other)
-        result = conduit_fill(items, raceway.value, trade_size)
+        items = tuple(_fill_conductors(lines, sets, size, insulation, neutral, egc, other))
+    except CalcError as exc:
+        return (_not_evaluated("", "Raceway fill", nec("Chapter 9 Tables 1, 4, 5"), str(exc)),)
+    return _fill_items(items, raceway, trade_size)
+
+
+@lru_cache(maxsize=4096)
+def _fill_items(
+    items: tuple[tuple[int, str, str], ...], raceway: RacewayType, trade_size: str | None
+) -> tuple[Finding, ...]:
+    """Chapter 9 fill of a raceway holding `items` (count, size, insulation)."""
+    element = ""
+    citation = nec("Chapter 9 Tables 1, 4, 5")
+    try:
+        result = conduit_fill(list(items), raceway.value, trade_size)
     except CalcError as exc:
         return (_not_evaluated(element, "Raceway fill", citation, str(exc)),)
     inputs = {

@@ -65,6 +65,7 @@ class SiteIndex:
     feeders: dict[str, Feeder] = field(default_factory=dict)
     panels: dict[str, Panel] = field(default_factory=dict)
     meters: dict[str, Meter] = field(default_factory=dict)
+    runs_by_raceway: dict[str, list[Feeder | Circuit]] = field(default_factory=dict)
     _line_cache: dict[tuple[str, bool], dict[str, float]] = field(default_factory=dict, repr=False)
     _phasor_cache: dict[tuple[str, bool], dict[str, complex]] = field(default_factory=dict, repr=False)
     v_ll: float = 240.0  # service line-to-line voltage
@@ -104,6 +105,10 @@ class SiteIndex:
         idx.feeders = {f.id: f for f in site.feeders}
         idx.panels = {p.id: p for p in site.panels}
         idx.meters = {m.id: m for m in site.meters}
+        runs: list[Feeder | Circuit] = [*site.feeders, *site.circuits]
+        for run in runs:
+            if run.conductors.raceway_id is not None:
+                idx.runs_by_raceway.setdefault(run.conductors.raceway_id, []).append(run)
         system = site.service.system
         idx.v_ll, idx.v_ln = system.line_to_line_v, system.line_to_neutral_v
         idx.three_phase, idx.lines = system.is_three_phase, system.lines

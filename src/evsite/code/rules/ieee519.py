@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from evsite.code.calc.common import CalcError
 from evsite.code.findings import Citation, Finding, Status
 from evsite.code.rules.context import SERVICE, SiteIndex, num
+from evsite.code.rules.nec220 import existing_load_a
 from evsite.code.sizing import evaluate_harmonics
 
 TABLE_2 = Citation("IEEE 519", "Table 2 (current distortion at the PCC)", "2022")
@@ -58,6 +59,34 @@ def short_circuit_a(idx: SiteIndex) -> tuple[float | None, list[str]]:
     return None, []
 
 
+def _demand_current(idx: SiteIndex, ev_a: float) -> tuple[float, str]:
+    """I_L: the stated maximum demand, else the 220.87 measured demand plus the new EV demand, else the rating.
+
+    A larger I_L lowers the computed TDD, so the service rating is the last resort (an optimistic bound)."""
+    service = idx.site.service
+    if service.max_demand_current_a:
+        return service.max_demand_current_a, f"I_L = {num(service.max_demand_current_a)} A maximum demand"
+    existing = existing_load_a(idx)
+    if existing is not None:
+        il = min(existing + ev_a, service.rating_a)
+        return il, (
+            f"I_L = {num(existing)} A existing maximum demand (220.87 data) + {num(ev_a)} A EV demand = {num(il)} A"
+            + (" (capped at the service rating)" if existing + ev_a > service.rating_a else "")
+            + " (no max_demand_current_a given: assumption)"
+        )
+    il = service.rating_a
+    return il, f"I_L = {num(il)} A service rating (no maximum demand data: optimistic assumption, TDD understated)"
+
+
+def _ev_basis(idx: SiteIndex) -> str:
+    """What the EV demand at the PCC rests on: EMS setpoints only where an EMS limits part of the EV load."""
+    unmanaged = max(idx.line_currents(SERVICE, managed=False).values(), default=0.0)
+    managed = max(idx.line_currents(SERVICE, managed=True).values(), default=0.0)
+    if idx.site.ems and managed < unmanaged - 1e-9:
+        return "EMS setpoints"
+    return "EVSE ratings, no EMS" if not idx.site.ems else "EVSE ratings; the EMS setpoints do not lower it"
+
+
 def _spectrum(idx: SiteIndex) -> tuple[dict[int, float], bool]:
     """Site EV harmonic spectrum in % of EV fundamental, weighted by rating; True if defaults were used."""
     weights: dict[int, float] = {}
@@ -76,14 +105,9 @@ def _spectrum(idx: SiteIndex) -> tuple[dict[int, float], bool]:
 
 
 def _harmonics(idx: SiteIndex) -> Iterator[Finding]:
-    service = idx.site.service
     isc, isc_steps = short_circuit_a(idx)
-    if service.max_demand_current_a:
-        il, il_text = service.max_demand_current_a, f"I_L = {num(service.max_demand_current_a)} A maximum demand"
-    else:
-        il = service.rating_a
-        il_text = f"I_L = {num(il)} A service rating (no maximum demand given: assumption)"
     ev = max(idx.line_currents(SERVICE, managed=True).values(), default=0.0)
+    il, il_text = _demand_current(idx, ev)
     spectrum, defaults = _spectrum(idx)
     harmonics_a = {h: ev * pct / 100 for h, pct in spectrum.items() if pct > 0}
     volts = idx.system.line_to_line_v
@@ -116,7 +140,7 @@ def _harmonics(idx: SiteIndex) -> Iterator[Finding]:
     steps = [
         *isc_steps,
         il_text,
-        f"EV demand at the PCC (EMS setpoints): {num(ev)} A per line",
+        f"EV demand at the PCC ({_ev_basis(idx)}): {num(ev)} A per line",
         f"charger spectrum: {label if defaults else 'from the EVSE data: ' + listed}",
         "harmonic currents added without cancellation (conservative): "
         + ", ".join(f"h{h} {num(a)} A" for h, a in harmonics_a.items()),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from evsite.code.findings import Citation, Finding, Status
-from evsite.code.rules.context import SiteIndex
+from evsite.code.rules.context import SiteIndex, num
 from evsite.site.model import Evse, Meter, MeterAccuracy
 
 C12 = Citation("ANSI C12.20", "accuracy classes 0.5/0.2 (with ANSI C12.1-2014)", "2015")
@@ -21,6 +21,10 @@ HB44 = Citation("NIST Handbook 44", "§3.40 Electric Vehicle Fueling Systems", "
 
 def check(idx: SiteIndex) -> Iterator[Finding]:
     billing = idx.site.billing
+    for meter in idx.site.meters:
+        chain = _ct_chain(meter, billing.enabled)
+        if chain is not None:
+            yield chain
     if not billing.enabled:
         yield Finding(
             "site",
@@ -66,6 +70,54 @@ def check(idx: SiteIndex) -> Iterator[Finding]:
             "Every billed EVSE is measured by a revenue-grade meter.",
             inputs,
         )
+
+
+CT_CLASS = Citation("IEEE C57.13", "metering accuracy classes (0.15: C57.13.6)", "2016")
+# CT ratio error bound, % : (from rated current up to the rating factor, in the lower range it covers).
+# 0.3 class: 0.3 % at rated current, 0.6 % from 10 %; 0.15 class: 0.15 %, 0.3 % from 5 % (C57.13.6).
+CT_ERROR_PCT: dict[str, tuple[float, float, str]] = {
+    "0.15": (0.15, 0.3, "5 %"),
+    "0.3": (0.3, 0.6, "10 %"),
+    "0.6": (0.6, 1.2, "10 %"),
+    "1.2": (1.2, 2.4, "10 %"),
+}
+
+
+def _ct_chain(meter: Meter, billing: bool) -> Finding | None:
+    """A CT-connected revenue meter: the meter plus its CTs must meet the meter's class.
+
+    ANSI C12.20 classes a meter and its CTs tested together; a meter tested alone plus separately
+    classed CTs can be worse than the sum of the two, so without a system test the chain is taken at
+    its worst case (meter error + CT error in the CT's lower current range) and compared with the class."""
+    if not meter.accuracy.revenue_grade or (meter.ct_ratio is None and meter.ct_accuracy_class is None):
+        return None
+    element, cls = f"meter {meter.id}", meter.accuracy.tolerance_pct
+    bad = Status.FAIL if billing else Status.WARN
+    inputs = {"meter_class_pct": cls, "ct_class": meter.ct_accuracy_class, "system_tested": meter.ct_system_tested}
+    if meter.ct_system_tested:
+        return Finding(
+            element, "Metering chain accuracy", Status.PASS, C12,
+            f"Meter and CTs are certified together to ANSI C12.20 class {num(cls)}.", inputs,
+        )  # fmt: skip
+    if meter.ct_accuracy_class is None:
+        return Finding(
+            element, "Metering chain accuracy", bad, CT_CLASS,
+            f"The CT accuracy class is not recorded: the chain cannot be shown to meet class {num(cls)}.", inputs,
+            fix="Record ct_accuracy_class (IEEE C57.13) or use a meter and CTs certified together to C12.20.",
+        )  # fmt: skip
+    rated, low, low_from = CT_ERROR_PCT[meter.ct_accuracy_class]
+    worst = cls + low
+    steps = [
+        f"CT class {meter.ct_accuracy_class}: ±{num(rated)} % at rated current, ±{num(low)} % from {low_from} of rated",
+        f"worst case: meter {num(cls)} % + CT {num(low)} % = {num(worst)} % > class {num(cls)} %",
+    ]
+    return Finding(
+        element, "Metering chain accuracy", bad, CT_CLASS,
+        f"Meter class {num(cls)} on class {meter.ct_accuracy_class} CTs: the chain is not shown to meet class "
+        f"{num(cls)} (worst case {num(worst)} %).", inputs, steps,
+        fix="Use a meter and CTs certified together as a system to the C12.20 class (set ct_system_tested), "
+        "or high-accuracy 0.15 class CTs with a meter class that leaves room for their error.",
+    )  # fmt: skip
 
 
 def _session_meter(idx: SiteIndex, evse: Evse) -> Meter | None:

@@ -84,7 +84,7 @@ def _service(idx: SiteIndex) -> Iterator[Finding]:
     unmanaged = idx.line_currents(SERVICE, managed=False)
     managed = idx.line_currents(SERVICE, managed=True)
     m_line, m_a = _worst(managed)
-    existing = _existing_load_a(idx)
+    existing = existing_load_a(idx)
     service_ems = idx.ems_limit(SERVICE)
 
     # What the EV load may use: the allocation if the site has one, else the service less its existing load.
@@ -120,7 +120,7 @@ def _service(idx: SiteIndex) -> Iterator[Finding]:
         )
 
 
-def _existing_load_a(idx: SiteIndex) -> float | None:
+def existing_load_a(idx: SiteIndex) -> float | None:
     existing = idx.site.service.existing_load
     if existing is None:
         return None

@@ -29,12 +29,10 @@ RECEPTACLE_RATING: dict[Connection, tuple[int, int]] = {
     Connection.NEMA_14_60: (250, 60),
 }
 
-_EV_LISTINGS = {
-    ListingStandard.UL_2594,
-    ListingStandard.UL_2202,
-    ListingStandard.UL_9741,
-    ListingStandard.CSA_C22_2_280,
-}
+# 625.5 listings by kind of equipment: UL 2594 (and its CSA twin) covers AC EVSE, UL 2202 DC charging
+# equipment, UL 9741 bidirectional EV charging equipment of either kind.
+_AC_LISTINGS = {ListingStandard.UL_2594, ListingStandard.CSA_C22_2_280, ListingStandard.UL_9741}
+_DC_LISTINGS = {ListingStandard.UL_2202, ListingStandard.UL_9741}
 _BIDIRECTIONAL_LISTINGS = {ListingStandard.UL_9741, ListingStandard.UL_1741}
 
 
@@ -182,22 +180,43 @@ def check_evse(idx: SiteIndex, evse: Evse) -> Iterator[Finding]:
         yield _interactive(evse, element)
 
 
+def expected_listing(evse: Evse) -> str:
+    """The EV listing standard that fits this equipment (also shown in the classification table)."""
+    if evse.bidirectional:
+        return "UL 9741"
+    return "UL 2202" if evse.dc else "UL 2594"
+
+
 def _listing(evse: Evse, element: str) -> Finding:
+    """625.5: the listing must be stated (none is never assumed) and must fit AC or DC equipment."""
     listings = [str(s) for s in evse.listing]
-    inputs = {"listing": listings, "dc": evse.dc}
-    if set(evse.listing) & _EV_LISTINGS:
+    kind = "DC charging equipment" if evse.dc else "AC EVSE"
+    expected = expected_listing(evse)
+    inputs = {"listing": listings, "dc": evse.dc, "bidirectional": evse.bidirectional, "expected": expected}
+    fits = set(evse.listing) & (_DC_LISTINGS if evse.dc else _AC_LISTINGS)
+    if fits:
         return Finding(
-            element, "Listed equipment", Status.PASS, nec("625.5"), f"Listed to {', '.join(listings)}.", inputs
+            element,
+            "Listed equipment",
+            Status.PASS,
+            nec("625.5"),
+            f"{kind} listed to {', '.join(str(s) for s in sorted(fits))}.",
+            inputs,
         )
-    expected = "UL 2202" if evse.dc else "UL 2594"
+    if not listings:
+        message = f"No listing is given for this {kind}; a listing is never assumed."
+    else:
+        message = f"Listed to {', '.join(listings)}, which does not cover {kind} ({expected} does)."
     return Finding(
         element,
         "Listed equipment",
         Status.FAIL,
         nec("625.5"),
-        f"No EV equipment listing given (have: {', '.join(listings) or 'none'}).",
+        message,
         inputs,
-        fix=f"Use EVSE listed to {expected} (or UL 9741 for bidirectional equipment) and record the listing.",
+        fix=f"Record the EVSE's listing from its nameplate; {kind} is listed to {expected}"
+        + ("" if evse.bidirectional else " (UL 9741 when bidirectional)")
+        + ".",
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from evsite.code.findings import Citation, Finding, Status, nec
 from evsite.code.rules.context import ReportTable, SiteIndex
+from evsite.code.rules.nec625 import expected_listing
 from evsite.site.model import CommsMedium, Evse
 
 WIRED = {CommsMedium.ETHERNET, CommsMedium.RS485}
@@ -166,14 +167,15 @@ def classification_table(idx: SiteIndex) -> ReportTable:
             ems += [e.id for e in idx.ems_by_node.get(circuit.panel, [])]
         ems += [e.id for e in idx.ems_by_node.get("service", [])]
         wired = evse.comms.medium in WIRED and evse.comms.routing != "none"
-        standards = ["NEC 625", *(str(s) for s in evse.listing)]
+        listed = [str(s) for s in evse.listing] or [f"no listing given ({expected_listing(evse)} expected)"]
+        standards = ["NEC 625", *listed]
         if evse.smart:
             standards += ["SAE J2953", "IEEE 519"]
         rows.append(
             (
                 evse.id,
                 "smart" if evse.smart else "conventional",
-                "yes (OCPP current limit → J1772 pilot)" if evse.smart else "no (fixed pilot)",
+                _modulation(evse),
                 f"{evse.comms.medium.value}" + (" cable" if wired else ""),
                 ", ".join(dict.fromkeys(ems)) or "none",
                 "power + low-voltage" if wired and lv_needed else "power",
@@ -185,3 +187,12 @@ def classification_table(idx: SiteIndex) -> ReportTable:
         ("EVSE", "Class", "Output modulation", "Comms wiring", "Load management", "Permits", "Standards"),
         tuple(rows),
     )
+
+
+def _modulation(evse: Evse) -> str:
+    """How a current limit reaches the car: the J1772 pilot for AC, the charger's own DC output for DC."""
+    if not evse.smart:
+        return "no (fixed output)" if evse.dc else "no (fixed pilot)"
+    if evse.dc:
+        return "yes (OCPP limit → DC output power, CCS/CHAdeMO)"
+    return "yes (OCPP current limit → J1772 pilot)"
