@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from evsite.api.live import LiveState
 from evsite.api.runtime import SiteRuntime
+from evsite.optional import MissingExtra
 from evsite.runtime.events import EventBus, SiteSignal
 from evsite.runtime.stack import RunningSite, StackOptions, running_site
 from evsite.site.model import ModbusEndpoint, Site
@@ -278,7 +279,7 @@ async def _start_optional(
         handle = await starter
     except Exception as exc:
         parts[name] = False
-        notes.append(f"{name} did not start: {exc!r}")
+        notes.append(f"{name} did not start: {exc if isinstance(exc, MissingExtra) else repr(exc)}")
         return None
     parts[name] = handle is not None
     if handle is not None:
@@ -351,6 +352,9 @@ async def _modbus_sim(options: DemoOptions) -> ModbusSimHandle | None:
 async def _vtn_sim(site: Site) -> VtnHandle | None:
     if site.demand_response is None:
         return None
+    from evsite.optional import require
+
+    require("openleadr")
     from evsite.grid.sim_vtn import SimVtn
 
     url = urlsplit(site.demand_response.vtn_url)

@@ -43,7 +43,9 @@ def demo(
     path = Path(site)
     if not path.suffix:
         path = Path(__file__).resolve().parents[1] / "examples" / f"{site}.yaml"
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from evsite.logs import configure
+
+    configure(logging.WARNING, fmt="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("openleadr").setLevel(logging.WARNING)
     console = Console()
     options = DemoOptions(load_or_exit(path), speed=speed, duration_s=duration, api_host=api_host,

@@ -229,8 +229,10 @@ async def _start_integrations(stack: contextlib.AsyncExitStack, running: Running
     from evsite.grid.integrations import run_integrations
 
     site, runtime = running.options.site, running.runtime
+    from evsite.optional import available
+
     ven = None
-    if site.demand_response is not None:
+    if site.demand_response is not None and available("openleadr"):
         from evsite.grid.openadr import Ven
 
         ven = Ven(site, running.bus, ev_power_w=lambda: _ev_power_w(running))
@@ -264,7 +266,7 @@ async def _start_integrations(stack: contextlib.AsyncExitStack, running: Running
             "bacnet": site.integrations.bacnet is not None,
         }[name]
         if configured:
-            runtime.parts[name] = True
+            runtime.parts[name] = {"openadr": ven is not None, "bacnet": available("bacpypes3")}.get(name, True)
 
 
 def _ev_power_w(running: RunningSite) -> float | None:
