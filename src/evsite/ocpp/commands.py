@@ -137,7 +137,7 @@ def serve(
         try:
             running = await stack.__aenter__()
         except OSError as exc:  # port in use, unreachable database server…
-            typer.echo(f"cannot start: {exc}", err=True)
+            typer.echo(f"cannot start: {exc.strerror or exc}", err=True)
             raise typer.Exit(2) from None
         except Exception as exc:  # bad database URL or credentials
             typer.echo(f"cannot open the database {options.db_url}: {exc.__class__.__name__}: {exc}", err=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -92,7 +94,14 @@ class EmbeddedApiServer:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve(), name="api-server")
+        """Bind first, here, so a port in use is one `OSError` naming the address (uvicorn would log and exit)."""
+        config = self.server.config
+        try:
+            sock = socket.create_server((config.host, config.port))
+        except OSError as exc:
+            reason = "is in use (choose another with --api-port)" if exc.errno == errno.EADDRINUSE else "cannot be bound"
+            raise OSError(exc.errno, f"the API and dashboard address {config.host}:{config.port} {reason}") from None
+        self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="api-server")
         async with asyncio.timeout(15):
             while not self.server.started:
                 if self.task.done():
