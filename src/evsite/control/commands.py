@@ -115,7 +115,8 @@ def replay(
     if stored is not None:
         err.print(
             f"stored {stored['transactions']} sessions and {stored['meter_samples']} meter samples in "
-            f"{stored['database']} (bill with: evsite bill SITE --db {stored['database']} --month {metrics['stored']['month']})"
+            f"{stored['database']} (bill with: evsite bill SITE --db {stored['database']} "
+            f"--month {metrics['stored']['month']})"
         )
 
 

@@ -99,7 +99,8 @@ class EmbeddedApiServer:
         try:
             sock = socket.create_server((config.host, config.port))
         except OSError as exc:
-            reason = "is in use (choose another with --api-port)" if exc.errno == errno.EADDRINUSE else "cannot be bound"
+            in_use = exc.errno == errno.EADDRINUSE
+            reason = "is in use (choose another with --api-port)" if in_use else "cannot be bound"
             raise OSError(exc.errno, f"the API and dashboard address {config.host}:{config.port} {reason}") from None
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="api-server")
         async with asyncio.timeout(15):
