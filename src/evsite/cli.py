@@ -85,6 +85,24 @@ def validate(
 
 
 @app.command()
+def examples(
+    out_dir: Annotated[Path, typer.Argument(help="Directory to copy them into.")] = Path("examples"),
+) -> None:
+    """Copy the example site files (workplace-20, residential, multifamily-30) into a directory to edit."""
+    from importlib import resources
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for item in sorted(resources.files("evsite.examples").iterdir(), key=lambda i: i.name):
+        if item.name.endswith(".yaml"):
+            target = out_dir / item.name
+            if target.exists():
+                err_console.print(f"kept {target} (exists)", markup=False, highlight=False)
+                continue
+            target.write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+            console.print(f"wrote {target}", markup=False, highlight=False)
+
+
+@app.command()
 def schema(
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
 ) -> None:

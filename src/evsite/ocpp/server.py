@@ -253,6 +253,8 @@ class CentralSystem:
 
         session = ChargePointSession(self, cp_id, rpc)
         self.sessions[cp_id] = session
+        peer = ws.remote_address[0] if ws.remote_address else "?"
+        log.info("%s: connected from %s (%s)", cp_id, peer, "in the site" if cp_id in self.evse_by_id else "unknown id")
         self.bus.publish(ChargerConnected(cp_id, True))
         try:
             await session.restore()
