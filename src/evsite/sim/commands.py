@@ -113,7 +113,7 @@ class RefusalLog(logging.Handler):
             self.reasons[str(args[0])] = str(args[1])
 
     def report(self, offline: set[str]) -> list[str]:
-        """One line per new (reason, chargers) group among the chargers still offline."""
+        """One line per new (reason, chargers) group among the chargers still offline (refused or unreachable)."""
         groups: dict[str, list[str]] = {}
         for cp_id in sorted(offline):
             if cp_id in self.reasons:
@@ -127,7 +127,7 @@ class RefusalLog(logging.Handler):
             hint = REFUSAL_HINTS.get(next((code for code in REFUSAL_HINTS if code in reason), ""), "")
             shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
             count = f"{len(ids)} charge point{'s' if len(ids) != 1 else ''}"
-            lines.append(f"refused: {count} ({shown}): {reason}{hint}")
+            lines.append(f"not connected: {count} ({shown}): {reason}{hint}")
         return lines
 
 
@@ -136,6 +136,7 @@ REFUSAL_HINTS = {
     "--site SITE.yaml, or serve with --accept-unknown",
     "HTTP 401": " — Basic authentication failed: check --password against the charger's password_hash",
     "HTTP 403": " — the charger's security profile needs TLS (wss://) or a client certificate",
+    "Connect call failed": " — nothing listens there: is `evsite serve` running, on this address and port?",
 }
 
 
