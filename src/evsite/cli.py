@@ -25,6 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: wraps to the terminal (80 columns stay readable) and shows no <bool>/<str> placeholders.
+    rich_markup_mode=None,
 )
 console = Console()
 err_console = Console(stderr=True)
