@@ -114,3 +114,23 @@ def test_missing_optional_package_is_one_line_naming_the_extra(
     assert "OpenADR 2.0b demand response is off: it needs the 'grid' extra (pip install 'evsite[grid]')" in messages
     assert "the BACnet/IP device is off: it needs the 'bms' extra (pip install 'evsite[bms]')" in messages
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_terminal_text_reads_right() -> None:
+    """Units after numbers, yes/no for flags, right plurals, and help that fits 80 columns."""
+    from typer.testing import CliRunner
+
+    from evsite.cli import app
+
+    runner = CliRunner()
+    calc = runner.invoke(app, ["calc", "branch", "--amps", "48", "--volts", "240", "--termination-c", "75",
+                               "--length-ft", "60"])  # fmt: skip
+    assert "continuous load × 125 %: 60 A" in calc.output and "OCPD: 60 A" in calc.output
+    assert "ampacity column: 75 °C" in calc.output and "GFCI required: no" in calc.output
+    assert "continuous a:" not in calc.output and "pct" not in calc.output
+    check = runner.invoke(app, ["check", str(EXAMPLES / "residential.yaml")], env={"COLUMNS": "300"})
+    assert "With its one port busy, it gets at least 48 A" in check.output
+    assert "1 branch circuit, 0 feeders" in check.output and "1 branch circuits" not in check.output
+    help_text = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "80"}).output
+    assert "<bool>" not in help_text and "…" not in help_text.replace("postgresql+asyncpg://…", "")
+    assert max(len(line) for line in help_text.splitlines()) <= 80

@@ -51,7 +51,7 @@ def demo(
     options = DemoOptions(load_or_exit(path), speed=speed, duration_s=duration, api_host=api_host,
                           api_port=api_port, ocpp_port=ocpp_port, modbus_port=modbus_port, vtn_port=vtn_port,
                           dr_after_s=dr_after)  # fmt: skip
-    summary = asyncio.run(run(options, lambda d: console.print(ready_text(d)), tick_printer(console)))
+    summary = asyncio.run(run(options, lambda d: console.print(ready_text(d), soft_wrap=True), tick_printer(console)))
     console.print(final_table(summary))
     if summary.longest_excursion_s > 15:
         raise typer.Exit(1)

@@ -46,9 +46,8 @@ def check(idx: SiteIndex) -> Iterator[Finding]:
         "Power permit",
         Status.INFO,
         _ahj(idx),
-        f"Electrical permit: {len(site.evse)} EVSE, {len(site.circuits)} branch circuits, {len(site.feeders)} feeders"
-        + (f", {len(site.ems)} EMS (750.30)" if site.ems else "")
-        + ".",
+        f"Electrical permit: {len(site.evse)} EVSE, {_count(len(site.circuits), 'branch circuit')}, "
+        f"{_count(len(site.feeders), 'feeder')}" + (f", {len(site.ems)} EMS (750.30)" if site.ems else "") + ".",
         {"evse": len(site.evse), "circuits": len(site.circuits), "feeders": len(site.feeders), "ems": len(site.ems)},
     )
     wired = wired_comms(idx)
@@ -111,8 +110,8 @@ def scope_table(idx: SiteIndex) -> ReportTable:
         (
             "Electrical (power)",
             "yes",
-            f"{len(site.circuits)} branch circuits, {len(site.feeders)} feeders, {len(site.evse)} EVSE"
-            + (", EMS " + ", ".join(e.id for e in site.ems) if site.ems else ""),
+            f"{_count(len(site.circuits), 'branch circuit')}, {_count(len(site.feeders), 'feeder')}, "
+            f"{len(site.evse)} EVSE" + (", EMS " + ", ".join(e.id for e in site.ems) if site.ems else ""),
             "NEC 2023 Articles 210, 215, 220, 240, 250, 310, 625, 750",
         ),
         (
@@ -185,3 +184,8 @@ def classification_table(idx: SiteIndex) -> ReportTable:
         ("EVSE", "Class", "Output modulation", "Comms wiring", "Load management", "Permits", "Standards"),
         tuple(rows),
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 feeder`, `2 feeders`, `0 feeders`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
