@@ -149,7 +149,12 @@ class Demo:
             else:
                 connector = live.connectors.get((record.charge_point_id, record.connector_id))
                 energy += (connector.session_wh or 0.0) if connector else 0.0
-        dr = self.dr.text() if self.runtime.parts.get("openadr") else "no demand-response program in this site"
+        if self.runtime.parts.get("openadr"):
+            dr = self.dr.text()
+        elif self.options.site.demand_response is not None:
+            dr = "not run (the site has a program; OpenADR needs the 'grid' extra)"
+        else:
+            dr = "no demand-response program in this site"
         return DemoSummary(
             ran_s=round(time.monotonic() - self.started_at, 1),
             parts=dict(self.runtime.parts),
@@ -402,6 +407,13 @@ async def run(options: DemoOptions, on_ready: Callable[[Demo], None], on_tick: C
 # ---------------------------------------------------------------------- terminal output (rich)
 
 
+def escape(text: str) -> str:
+    """Text shown literally by rich (`evsite[grid]` is not a style)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def ready_text(demo: Demo) -> str:
     running = ", ".join(k for k, v in sorted(demo.runtime.parts.items()) if v) if demo.runtime else ""
     lines = [
@@ -410,7 +422,7 @@ def ready_text(demo: Demo) -> str:
         f"API token (admin): {demo.token}",
         f"OCPP: ws://127.0.0.1:{demo.options.ocpp_port}/ocpp/<charger id> · running: {running}",
     ]
-    lines += [f"[yellow]note:[/] {note}" for note in demo.notes]
+    lines += [f"[yellow]note:[/] {escape(note)}" for note in demo.notes]  # notes may hold [brackets]
     return "\n".join(lines)
 
 
@@ -453,5 +465,5 @@ def final_table(summary: DemoSummary) -> Any:
     table.add_row("longest limit excursion", f"{summary.longest_excursion_s:g} s (allowed 15 s)")
     table.add_row("demand response", summary.dr)
     for note in summary.notes:
-        table.add_row("note", note)
+        table.add_row("note", escape(note))
     return table

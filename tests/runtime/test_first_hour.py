@@ -134,3 +134,17 @@ def test_terminal_text_reads_right() -> None:
     help_text = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "80"}).output
     assert "<bool>" not in help_text and "…" not in help_text.replace("postgresql+asyncpg://…", "")
     assert max(len(line) for line in help_text.splitlines()) <= 80
+
+
+def test_demo_notes_show_the_extra_literally() -> None:
+    """A note naming `evsite[grid]` must not lose `[grid]` to rich markup (it did: "pip install 'evsite'")."""
+    from rich.console import Console
+
+    from evsite.demo import DemoSummary, final_table
+    from evsite.optional import missing_message
+
+    note = f"vtn-sim did not start: {missing_message('openleadr')}"
+    summary = DemoSummary(1.0, {"vtn-sim": False}, [note], 0, 0.0, "service", 200.0, 0.0, 0.0, "none")
+    console = Console(width=300, record=True)
+    console.print(final_table(summary))
+    assert "pip install 'evsite[grid]'" in console.export_text()
