@@ -99,7 +99,11 @@ async def test_dashboard_draws_the_truth(chromium_path: str, tmp_path: Any) -> N
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
             await page.set_viewport_size({"width": 390, "height": 844})  # a phone, portrait
             await page.wait_for_timeout(1200)
-            assert await page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, "page wider than phone"
+            wide = await page.evaluate(
+                "() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391"
+                " && !e.closest('.oneline, .table-wrap')).map(e => e.tagName + '#' + e.id).slice(0, 8)"
+            )
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, f"wider than a phone: {wide}"
             assert await line_pixels(page) > 30  # the chart redraws at the narrow width
             await page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
             if os.environ.get("EVSITE_UPDATE_DOCS") == "1":
