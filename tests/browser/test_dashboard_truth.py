@@ -105,6 +105,12 @@ async def test_dashboard_draws_the_truth(chromium_path: str, tmp_path: Any) -> N
             )
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, f"wider than a phone: {wide}"
             assert await line_pixels(page) > 30  # the chart redraws at the narrow width
+            seen = await page.evaluate(
+                "() => { const box = document.querySelector('#oneline').getBoundingClientRect();"
+                " const node = document.querySelector('#oneline g[data-node=\"service\"]').getBoundingClientRect();"
+                " return node.left >= box.left && node.right <= box.right; }"
+            )
+            assert seen, "at phone width the one-line diagram must open with the service in view"
             await page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
             if os.environ.get("EVSITE_UPDATE_DOCS") == "1":
                 shutil.copyfile(ARTIFACTS / "dashboard.png", ROOT / "docs" / "dashboard.png")

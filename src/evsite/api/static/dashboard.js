@@ -351,7 +351,15 @@ function renderOneLine() {
       <text x="${p.x + 6}" y="${y + 16}" font-weight="600">${esc(n.id)}</text>
       <text x="${p.x + 6}" y="${y + 34}">${fmt(worst.measured_a)} / ${fmt(worst.limit_a, 0)} A${over ? " OVER" : ""}</text></g>`;
   }
-  $("oneline").innerHTML = svg + "</svg>";
+  const holder = $("oneline");
+  holder.innerHTML = svg + "</svg>";
+  const root = (children[""] || [])[0];
+  if (root && holder.clientWidth > 0 && holder.clientWidth !== ui.onelineWidth) {
+    // Narrower than the diagram (a phone): show the service, not the empty left edge; again after a resize only,
+    // so a person's own scrolling is kept.
+    ui.onelineWidth = holder.clientWidth;
+    if (holder.scrollWidth > holder.clientWidth) holder.scrollLeft = pos[root.id].x + box.w / 2 - holder.clientWidth / 2;
+  }
 }
 
 // ------------------------------------------------------------------ sessions and billing
