@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean schema
+.PHONY: demo test lint typecheck pytest bench clean schema first-hour
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# The README and the charger quick start, followed literally from a built wheel (base install, clean venv).
+first-hour: $(STAMP)
+	$(BIN)/python .ci/first_hour.py
 
 schema: $(STAMP)
 	$(BIN)/evsite schema > docs/site.schema.json

@@ -16,7 +16,7 @@ import typer
 from rich.tree import Tree
 
 from evsite import __version__
-from evsite.console import console, print_problems
+from evsite.console import console, err_console, print_problems
 from evsite.site import Site, SiteFileError, load_site
 from evsite.site.topology import ROOT
 
@@ -26,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: wraps to the terminal (80 columns stay readable) and shows no <bool>/<str> placeholders.
+    rich_markup_mode=None,
 )
 
 SiteArg = Annotated[Path, typer.Argument(help="Site file (YAML).", show_default=False)]
@@ -63,6 +65,24 @@ def validate(
         console.print(site_totals(site), soft_wrap=True)
     if failed:
         raise typer.Exit(2)
+
+
+@app.command()
+def examples(
+    out_dir: Annotated[Path, typer.Argument(help="Directory to copy them into.")] = Path("examples"),
+) -> None:
+    """Copy the example site files (workplace-20, residential, multifamily-30) into a directory to edit."""
+    from importlib import resources
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for item in sorted(resources.files("evsite.examples").iterdir(), key=lambda i: i.name):
+        if item.name.endswith(".yaml"):
+            target = out_dir / item.name
+            if target.exists():
+                err_console.print(f"kept {target} (exists)", markup=False, highlight=False)
+                continue
+            target.write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+            console.print(f"wrote {target}", markup=False, highlight=False)
 
 
 @app.command()

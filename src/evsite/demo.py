@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from evsite.api.live import LiveState
 from evsite.api.runtime import SiteRuntime
+from evsite.optional import MissingExtra
 from evsite.runtime.events import EventBus, SiteSignal
 from evsite.runtime.stack import RunningSite, StackOptions, running_site
 from evsite.site.model import DemandResponse, ModbusEndpoint, OpenAdr3, Site
@@ -151,7 +152,12 @@ class Demo:
             else:
                 connector = live.connectors.get((record.charge_point_id, record.connector_id))
                 energy += (connector.session_wh or 0.0) if connector else 0.0
-        dr = self.dr.text() if self.runtime.parts.get("openadr") else "no demand-response program in this site"
+        if self.runtime.parts.get("openadr"):
+            dr = self.dr.text()
+        elif self.options.site.demand_response is not None:
+            dr = "not run (the site has a program; OpenADR needs the 'grid' extra)"
+        else:
+            dr = "no demand-response program in this site"
         return DemoSummary(
             ran_s=round(time.monotonic() - self.started_at, 1),
             parts=dict(self.runtime.parts),
@@ -303,7 +309,7 @@ async def _start_optional(
         handle = await starter
     except Exception as exc:
         parts[name] = False
-        notes.append(f"{name} did not start: {exc!r}")
+        notes.append(f"{name} did not start: {exc if isinstance(exc, MissingExtra) else repr(exc)}")
         return None
     parts[name] = handle is not None
     if handle is not None:
@@ -385,6 +391,9 @@ async def _vtn_sim(site: Site) -> VtnHandle | None:
                        clients={dr.openadr3.client_id: None})  # fmt: skip
         await sim3.start()
         return VtnHandle(sim3)
+    from evsite.optional import require
+
+    require("openleadr")
     from evsite.grid.sim_vtn import SimVtn
 
     sim = SimVtn(port=url.port or 80, host=url.hostname or "127.0.0.1", poll_s=2.0)
@@ -431,6 +440,13 @@ async def run(options: DemoOptions, on_ready: Callable[[Demo], None], on_tick: C
 # ---------------------------------------------------------------------- terminal output (rich)
 
 
+def escape(text: str) -> str:
+    """Text shown literally by rich (`evsite[grid]` is not a style)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def ready_text(demo: Demo) -> str:
     running = ", ".join(k for k, v in sorted(demo.runtime.parts.items()) if v) if demo.runtime else ""
     lines = [
@@ -439,7 +455,7 @@ def ready_text(demo: Demo) -> str:
         f"API token (admin): {demo.token}",
         f"OCPP: ws://127.0.0.1:{demo.options.ocpp_port}/ocpp/<charger id> · running: {running}",
     ]
-    lines += [f"[yellow]note:[/] {note}" for note in demo.notes]
+    lines += [f"[yellow]note:[/] {escape(note)}" for note in demo.notes]  # notes may hold [brackets]
     return "\n".join(lines)
 
 
@@ -482,5 +498,5 @@ def final_table(summary: DemoSummary) -> Any:
     table.add_row("longest limit excursion", f"{summary.longest_excursion_s:g} s (allowed 15 s)")
     table.add_row("demand response", summary.dr)
     for note in summary.notes:
-        table.add_row("note", note)
+        table.add_row("note", escape(note))
     return table

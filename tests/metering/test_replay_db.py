@@ -41,15 +41,17 @@ def tables(db: Path) -> tuple[list[tuple[int, str, int, int | None, str | None]]
 
 
 @pytest.mark.slow
-def test_replayed_month_is_stored_like_a_live_run_and_bills(tmp_path: Path) -> None:
+def test_replayed_month_is_stored_like_a_live_run_and_bills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # default databases go to the current directory
     site_file = tmp_path / "site.yaml"
     site_file.write_text(dump_site(small_site()), encoding="utf-8")
     args = ["replay", str(site_file), "--scenario", "multifamily-month", "--hours", "36", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     stored = json.loads(result.stdout)["stored"]
-    db = tmp_path / "site.db"  # the site's default database
+    db = tmp_path / "site-replay.db"  # a replay's own default database, apart from the live site.db
     assert stored["database"].endswith(str(db)) and stored["month"] == "2026-10"
+    assert not (tmp_path / "site.db").exists()
     assert stored["transactions"] >= 3 and stored["meter_samples"] > 500
 
     txs, registers = tables(db)
@@ -62,7 +64,11 @@ def test_replayed_month_is_stored_like_a_live_run_and_bills(tmp_path: Path) -> N
     assert sum(len(s) for s in registers.values()) == stored["meter_samples"] + sum(t[4] is not None for t in txs)
 
     out = tmp_path / "statements"
-    bill = runner.invoke(app, ["bill", str(site_file), "--month", "2026-10", "--out", str(out), "--json"])
+    live = runner.invoke(app, ["bill", str(site_file), "--month", "2026-10", "--out", str(out)])
+    assert live.exit_code == 1 and "no database at" in live.output and not out.exists()  # the live DB has no replay
+    bill = runner.invoke(
+        app, ["bill", str(site_file), "--month", "2026-10", "--db", stored["database"], "--out", str(out), "--json"]
+    )
     assert bill.exit_code == 0, bill.output
     run = json.loads(bill.stdout)
     entries = {e["key"]: e for s in run["statements"] for e in s["sessions"]} | {e["key"]: e for e in run["not_billed"]}

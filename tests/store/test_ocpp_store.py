@@ -52,10 +52,13 @@ def sample(
     }
 
 
-def test_urls() -> None:
+def test_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert normalise_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
     assert normalise_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
-    assert default_url(Path("/srv/site.yaml")) == "sqlite+aiosqlite:////srv/site.db"
+    monkeypatch.chdir(tmp_path)
+    # data goes to the current directory, never beside the site file (the examples live inside the package)
+    assert default_url(Path("/srv/site.yaml")) == f"sqlite+aiosqlite:///{tmp_path.resolve()}/site.db"
+    assert default_url(Path("/srv/site.yaml"), "-replay") == f"sqlite+aiosqlite:///{tmp_path.resolve()}/site-replay.db"
 
 
 async def test_migrations_applied(store: OcppStore) -> None:

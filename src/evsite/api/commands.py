@@ -46,13 +46,15 @@ def demo(
     path = Path(site)
     if not path.suffix:
         path = Path(__file__).resolve().parents[1] / "examples" / f"{site}.yaml"
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from evsite.logs import configure
+
+    configure(logging.WARNING, fmt="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("openleadr").setLevel(logging.WARNING)
     console = Console()
     options = DemoOptions(load_or_exit(path), speed=speed, duration_s=duration, api_host=api_host,
                           api_port=api_port, ocpp_port=ocpp_port, modbus_port=modbus_port, vtn_port=vtn_port,
                           dr_after_s=dr_after, openadr=openadr)  # fmt: skip
-    summary = asyncio.run(run(options, lambda d: console.print(ready_text(d)), tick_printer(console)))
+    summary = asyncio.run(run(options, lambda d: console.print(ready_text(d), soft_wrap=True), tick_printer(console)))
     console.print(final_table(summary))
     if summary.longest_excursion_s > 15:
         raise typer.Exit(1)

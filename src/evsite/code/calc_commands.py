@@ -72,6 +72,23 @@ def _run(compute: Callable[[], Any], as_json: bool, title: str, keys: tuple[str,
         raise typer.Exit(1)  # like `evsite check`: a failing rule is a non-zero exit for scripts
 
 
+_UNIT_SUFFIXES = {"a": " A", "pct": " %", "v": " V", "va": " VA", "kw": " kW", "c": " °C", "in2": " in²", "ft": " ft"}
+_WORDS = {"ocpd": "OCPD", "egc": "EGC", "gfci": "GFCI", "tdd": "TDD", "thd": "THD", "isc": "Isc", "il": "IL"}
+
+
+def text_label(key: str) -> tuple[str, str]:
+    """`continuous_a` → ("continuous", " A"): a label a person reads, and the unit to put after the number."""
+    if key == "continuous_a":
+        return "continuous load × 125 %", " A"
+    words = key.split("_")
+    unit = ""
+    if len(words) > 1 and words[-1] in _UNIT_SUFFIXES:
+        unit = _UNIT_SUFFIXES[words.pop()]
+    if words == ["kw"]:
+        return "power", " kW"
+    return " ".join(_WORDS.get(w, w) for w in words), unit
+
+
 def _print_text(title: str, data: dict[str, Any], keys: tuple[str, ...]) -> None:
     from rich.console import Console
 
@@ -81,9 +98,13 @@ def _print_text(title: str, data: dict[str, Any], keys: tuple[str, ...]) -> None
         if key in data:
             value = data[key]
             shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+            if isinstance(value, bool):
+                shown = "yes" if value else "no"
             if isinstance(value, float):
                 shown = f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.1f}"
-            console.print(f"  {key.replace('_', ' ')}: [cyan]{shown}[/]")
+            label, unit = text_label(key)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            console.print(f"  {label}: [cyan]{shown}{unit if number else ''}[/]")
     if data.get("steps"):
         console.print("[bold]arithmetic[/]")
         for step in data["steps"]:

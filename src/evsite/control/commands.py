@@ -1,7 +1,8 @@
 """`evsite replay`: run a scenario or a sessions file through the load manager and print metrics.
 
-Like a live run, a replay stores its sessions and meter readings in the site's database (SITE.db beside
-the site file, or `--db URL`), so `evsite bill` and the dashboard work on replayed data.
+Like a live run, a replay stores its sessions and meter readings, but in its own database by default
+(SITE-replay.db in the current directory, or `--db URL`), so a later `evsite bill` on the live SITE.db
+never mixes simulated sessions with real ones; `evsite bill SITE --db …-replay.db` bills the replay.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def replay(
         typer.Option(
             "--db",
             help="Database to store the replay's sessions and meter readings in "
-            "(default: SITE.db beside the site file; without a site file, nothing is stored).",
+            "(default: SITE-replay.db in the current directory, apart from the live SITE.db; "
+            "without a site file, nothing is stored).",
         ),
     ] = None,
     no_db: Annotated[bool, typer.Option("--no-db", help="Store nothing; only print the metrics.")] = False,
@@ -114,14 +116,15 @@ def replay(
     if stored is not None:
         err.print(
             f"stored {stored['transactions']} sessions and {stored['meter_samples']} meter samples in "
-            f"{stored['database']} (bill with: evsite bill SITE --month {metrics['stored']['month']})"
+            f"{stored['database']} (bill with: evsite bill SITE --db {stored['database']} "
+            f"--month {metrics['stored']['month']})"
         )
 
 
 def _default_db(site_file: Path) -> str:
     from evsite.store.db import default_url
 
-    return default_url(site_file)
+    return default_url(site_file, "-replay")
 
 
 def _recorder(url: str, sim: Any, err: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from evsite.bms.state import CommandSink, StateSource
 from evsite.grid.modbus import EvCurrent, run_site_modbus
+from evsite.optional import available, missing_message
 from evsite.runtime.events import EventBus
 from evsite.site.model import Site
 
@@ -56,19 +57,27 @@ def integration_jobs(
     ev_power_w: Callable[[], float | None] = lambda: None,
     ven: Ven | None = None,
 ) -> dict[str, Coroutine[Any, Any, None]]:
-    """Name → coroutine for each configured adapter (nothing is started here)."""
+    """Name → coroutine for each configured adapter (nothing is started here).
+
+    An adapter whose optional package is missing is left out with one warning naming its extra."""
     jobs: dict[str, Coroutine[Any, Any, None]] = {}
     if any(m.modbus for m in site.meters) or any(i.modbus for i in site.inverters):
         jobs["modbus"] = run_site_modbus(site, bus, ev_current)
-    if ven is None and site.demand_response is not None:
-        ven = make_ven(site, bus, ev_power_w=ev_power_w)
+    dr = site.demand_response
+    if ven is None and dr is not None:
+        if dr.version == "2.0b" and not available("openleadr"):
+            log.warning(missing_message("openleadr"))
+        else:
+            ven = make_ven(site, bus, ev_power_w=ev_power_w)
     if ven is not None:
         jobs["openadr"] = ven.run()
     if site.integrations.mqtt is not None:
         from evsite.bms.mqtt import MqttBridge
 
         jobs["mqtt"] = MqttBridge(site, site.integrations.mqtt, state, commands).run()
-    if site.integrations.bacnet is not None:
+    if site.integrations.bacnet is not None and not available("bacpypes3"):
+        log.warning(missing_message("bacpypes3"))
+    elif site.integrations.bacnet is not None:
         from evsite.bms.bacnet import BacnetDevice
 
         jobs["bacnet"] = BacnetDevice(site, site.integrations.bacnet, state, commands).run()

@@ -1,7 +1,8 @@
 """CLI: `evsite bill`, `evsite adjust`, `evsite readings export`.
 
-Exit status: 0 done; 2 bad input (site file, month, tariff); 3 a closed month no longer reproduces from
-the stored data (its frozen statements stand; post an adjustment).
+Exit status: 0 done; 1 nothing to bill (no database, or no sessions in the month); 2 bad input (site file,
+month, tariff); 3 a closed month no longer reproduces from the stored data (its frozen statements stand;
+post an adjustment).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Annotated, Any
 import typer
 
 SiteArg = Annotated[Path, typer.Argument(help="Site file (YAML).", show_default=False)]
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: SITE.db beside the site file).")]
+DbOpt = Annotated[
+    str | None, typer.Option("--db", help="Database URL (default: SITE.db in the current directory, as for serve).")
+]
 
 readings_app = typer.Typer(help="Raw meter readings.", no_args_is_help=True)
 
@@ -25,6 +28,18 @@ def _url(site_path: Path, db: str | None) -> str:
     from evsite.store.db import default_url
 
     return db or default_url(site_path)
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names when it does not exist (opening it would create an empty one)."""
+    from evsite.store.db import normalise_url
+
+    prefix = "sqlite+aiosqlite:///"
+    url = normalise_url(url)
+    if not url.startswith(prefix) or ":memory:" in url:
+        return None
+    path = Path(url[len(prefix) :].split("?", 1)[0])
+    return None if path.exists() else path
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -61,11 +76,18 @@ def bill(
 
     site = load_or_exit(site_path)
     public_keys = _load_keys(keys)
+    url = _url(site_path, db)
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        raise _fail(f"no database at {missing}: nothing to bill (serve writes ./SITE.db; pass --db URL)", 1)
     try:
-        result = asyncio.run(_bill(site, _url(site_path, db), month, close, public_keys, standby_w))
+        result = asyncio.run(_bill(site, url, month, close, public_keys, standby_w))
     except (BillingError, TariffError) as exc:
         raise _fail(str(exc)) from None
     run = result.run
+    if run.summary.sessions == 0 and not result.closed:
+        # Zero-filled statements look like a real month with no charging; more often the database is the wrong one.
+        raise _fail(f"no charging sessions stored for {month} in {url}: nothing to bill, no statements written", 1)
     directory = out or Path("statements") / month
     files = write_all(run, directory)
     if as_json:

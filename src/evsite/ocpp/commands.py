@@ -25,7 +25,7 @@ def serve(
     ocpp_port: Annotated[int, typer.Option(help="OCPP WebSocket port.")] = 9000,
     db: Annotated[
         str | None,
-        typer.Option(help="Database URL: sqlite+aiosqlite:///path or postgresql+asyncpg://… [default: SITE.db]"),
+        typer.Option(help="Database URL: sqlite+aiosqlite:///path or postgresql+asyncpg://… [default: ./SITE.db]"),
     ] = None,
     accept_unknown: Annotated[
         bool | None, typer.Option("--accept-unknown/--reject-unknown", help="Admit chargers not in the site.")
@@ -92,7 +92,9 @@ def serve(
         raise typer.BadParameter("needs --tls-cert/--tls-key or --generate-cert (TLS)", param_hint="--security-profile")
     if security_profile == 3 and client_ca is None:
         raise typer.BadParameter("3 needs --client-ca (chargers' client certificates)", param_hint="--security-profile")
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from evsite.logs import configure
+
+    configure(log_level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     site = load_or_exit(site_file)
     ssl_context = None
@@ -135,7 +137,7 @@ def serve(
         try:
             running = await stack.__aenter__()
         except OSError as exc:  # port in use, unreachable database server…
-            typer.echo(f"cannot start: {exc}", err=True)
+            typer.echo(f"cannot start: {exc.strerror or exc}", err=True)
             raise typer.Exit(2) from None
         except Exception as exc:  # bad database URL or credentials
             typer.echo(f"cannot open the database {options.db_url}: {exc.__class__.__name__}: {exc}", err=True)

@@ -202,6 +202,12 @@ class CentralSystem:
         evse = self.evse_by_id.get(cp_id)
         registered = self._registered.get(cp_id)
         if evse is None and registered is None and not self.settings.accept_unknown:
+            # The logging RepeatFilter (evsite.logs) keeps a charger that retries every few seconds to one line.
+            log.warning(
+                "%s: refused (HTTP 404): not an EVSE id in the site file and unknown chargers are not accepted; "
+                "add it under `evse:` or serve with --accept-unknown",
+                cp_id,
+            )
             return connection.respond(404, "Unknown charge point\n")
         profile = max(self.settings.min_security_profile, evse.ocpp.security_profile if evse else 0)
         if profile >= 2 and self.settings.ssl is None:
@@ -248,6 +254,8 @@ class CentralSystem:
 
         session = ChargePointSession(self, cp_id, rpc)
         self.sessions[cp_id] = session
+        peer = ws.remote_address[0] if ws.remote_address else "?"
+        log.info("%s: connected from %s (%s)", cp_id, peer, "in the site" if cp_id in self.evse_by_id else "unknown id")
         self.bus.publish(ChargerConnected(cp_id, True))
         try:
             await session.restore()

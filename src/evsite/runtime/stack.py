@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,7 +95,15 @@ class EmbeddedApiServer:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve(), name="api-server")
+        """Bind first, here, so a port in use is one `OSError` naming the address (uvicorn would log and exit)."""
+        config = self.server.config
+        try:
+            sock = socket.create_server((config.host, config.port))
+        except OSError as exc:
+            in_use = exc.errno == errno.EADDRINUSE
+            reason = "is in use (choose another with --api-port)" if in_use else "cannot be bound"
+            raise OSError(exc.errno, f"the API and dashboard address {config.host}:{config.port} {reason}") from None
+        self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="api-server")
         async with asyncio.timeout(15):
             while not self.server.started:
                 if self.task.done():
@@ -229,8 +239,11 @@ async def _start_integrations(stack: contextlib.AsyncExitStack, running: Running
     from evsite.grid.integrations import run_integrations
 
     site, runtime = running.options.site, running.runtime
+    from evsite.optional import available
+
     ven = None
-    if site.demand_response is not None:
+    dr = site.demand_response
+    if dr is not None and (dr.version != "2.0b" or available("openleadr")):
         from evsite.grid.integrations import make_ven
 
         ven = make_ven(
@@ -266,7 +279,7 @@ async def _start_integrations(stack: contextlib.AsyncExitStack, running: Running
             "bacnet": site.integrations.bacnet is not None,
         }[name]
         if configured:
-            runtime.parts[name] = True
+            runtime.parts[name] = {"openadr": ven is not None, "bacnet": available("bacpypes3")}.get(name, True)
 
 
 def _ev_power_w(running: RunningSite) -> float | None:

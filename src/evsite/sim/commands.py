@@ -7,6 +7,7 @@ as its subcommands; with no subcommand it runs the charge point fleet.
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -75,6 +76,9 @@ async def _run(
         config={"MeterValueSampleInterval": str(interval)},
     )
     console.print(f"simulating {len(fleet.charge_points)} charge points against {url} at {speed:g}× speed")
+    refusals = RefusalLog()
+    logging.getLogger("evsite.sim.chargepoint").addHandler(refusals)
+    logging.getLogger("evsite.sim.chargepoint").setLevel(logging.INFO)
     await fleet.start()
     started = time.monotonic()
     try:
@@ -85,8 +89,55 @@ async def _run(
             queued = sum(cp.pending_transaction_messages for cp in fleet.charge_points)
             lines = ", ".join(f"{k} {v:.1f} A" for k, v in sorted(fleet.total_current_a().items()))
             console.print(f"online {online}/{len(fleet.charge_points)}, charging {charging}, queued {queued}; {lines}")
+            offline = {cp.id for cp in fleet.charge_points if not cp.online}
+            for line in refusals.report(offline):
+                console.print(line, style="yellow", highlight=False, soft_wrap=True)
     finally:
+        logging.getLogger("evsite.sim.chargepoint").removeHandler(refusals)
         await fleet.stop()
+
+
+class RefusalLog(logging.Handler):
+    """Remembers why each simulated charger last failed to connect, to report refusals grouped by reason.
+
+    Without it a fleet the central system refuses (unknown ids, wrong password) just sat at `online 0`."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.reasons: dict[str, str] = {}
+        self._reported: set[tuple[str, frozenset[str]]] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if "connect failed" in str(record.msg) and len(args) >= 2:
+            self.reasons[str(args[0])] = str(args[1])
+
+    def report(self, offline: set[str]) -> list[str]:
+        """One line per new (reason, chargers) group among the chargers still offline (refused or unreachable)."""
+        groups: dict[str, list[str]] = {}
+        for cp_id in sorted(offline):
+            if cp_id in self.reasons:
+                groups.setdefault(self.reasons[cp_id], []).append(cp_id)
+        lines = []
+        for reason, ids in groups.items():
+            key = (reason, frozenset(ids))
+            if key in self._reported:
+                continue
+            self._reported.add(key)
+            hint = REFUSAL_HINTS.get(next((code for code in REFUSAL_HINTS if code in reason), ""), "")
+            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+            count = f"{len(ids)} charge point{'s' if len(ids) != 1 else ''}"
+            lines.append(f"not connected: {count} ({shown}): {reason}{hint}")
+        return lines
+
+
+REFUSAL_HINTS = {
+    "HTTP 404": " — the central system does not know these ids: simulate the site's own chargers with "
+    "--site SITE.yaml, or serve with --accept-unknown",
+    "HTTP 401": " — Basic authentication failed: check --password against the charger's password_hash",
+    "HTTP 403": " — the charger's security profile needs TLS (wss://) or a client certificate",
+    "Connect call failed": " — nothing listens there: is `evsite serve` running, on this address and port?",
+}
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,6 @@
 """Engines and schema migrations for the store.
 
-SQLite is the default (one file next to the site, WAL so readers never wait for the writer);
+SQLite is the default (`SITE.db` in the current directory, WAL so readers never wait for the writer);
 PostgreSQL is used with a `postgresql+asyncpg://` URL. The schema is owned by alembic and
 upgraded to head whenever a store opens, so a new release migrates an existing database.
 """
@@ -17,9 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def default_url(site_path: Path) -> str:
-    """`site.yaml` → `sqlite+aiosqlite:///…/site.db`, beside the site file."""
-    return f"sqlite+aiosqlite:///{site_path.resolve().with_suffix('.db')}"
+def default_url(site_path: Path, suffix: str = "") -> str:
+    """`…/site.yaml` → `sqlite+aiosqlite:///$PWD/site{suffix}.db`: in the current directory.
+
+    Never beside the site file: the example sites live inside the installed package, and a package
+    directory is no place for data (it may be read-only, and an upgrade replaces it). The service
+    units in deploy/ run in their data directory, so there the default lands in it."""
+    return f"sqlite+aiosqlite:///{Path.cwd().resolve() / (site_path.stem + suffix + '.db')}"
 
 
 def normalise_url(url: str) -> str:
@@ -37,6 +41,10 @@ def create_engine(url: str, *, schema: str | None = None, synchronous: str = "FU
     group commit (see `writer`) keeps that affordable.
     """
     url = normalise_url(url)
+    if url.startswith("postgresql+asyncpg"):
+        from evsite.optional import require
+
+        require("asyncpg")
     connect_args: dict[str, Any] = {}
     if url.startswith("postgresql") and schema:
         connect_args["server_settings"] = {"search_path": schema}

@@ -70,8 +70,17 @@ async function start(token) {
   const month = new Date().toISOString().slice(0, 7);
   $("billing-month").value = month;
   connect();
+  firstPaint();
   refreshSlow();
   setInterval(refreshSlow, 5000);
+}
+
+async function firstPaint() {
+  // Draw from the REST snapshot at once; the live feed (one message a second) takes over when it arrives.
+  try {
+    const [state, chargers] = await Promise.all([getJSON("/api/v1/site/state"), getJSON("/api/v1/chargers")]);
+    if (!ui.state) onState({ state, chargers, events: [] });
+  } catch (_) { /* the live feed will fill the page */ }
 }
 
 // ------------------------------------------------------------------ live stream
@@ -152,7 +161,19 @@ function renderKpis() {
   $("kpi-power").textContent = `${fmt(s.site_power_kw)} kW`;
   const limit = siteLimit();
   $("kpi-limit").textContent = limit === null ? "–" : `${fmt(limit, 0)} A${s.manual_limit ? " (manual)" : ""}`;
-  $("kpi-dr").textContent = s.dr_active ? "active" : "none";
+  renderDrKpi();
+}
+
+function renderDrKpi() {
+  // One truth with the events list below: a cap in force, or any event the VEN reports as active.
+  if (!ui.state) return;
+  const active = (ui.drEvents || []).filter((e) => e.status === "active");
+  const near = (ui.drEvents || []).filter((e) => e.status === "near");
+  let text = "none";
+  if (ui.state.dr_active) text = "active";
+  else if (active.length) text = active.every((e) => e.opt === "optOut") ? "active, opted out" : "active";
+  else if (near.length) text = `next at ${time(near[0].start)}`;
+  $("kpi-dr").textContent = text;
 }
 
 function renderChart() {
@@ -168,8 +189,11 @@ function renderChart() {
   if (!points.length) return;
   const pad = { l: 44, r: 10, t: 10, b: 24 };
   const series = lineNames();
-  const keys = [...series, "limit", "dr", "pv", "building"];
+  // The axis fits the EV current and its limits; PV surplus and building load are context, drawn clipped to
+  // the plot (their values are in the legend) so a large surplus cannot flatten the lines that matter.
+  const keys = [...series, "limit", "dr"];
   const top = Math.max(10, ...points.flatMap((p) => keys.map((k) => p[k] ?? 0))) * 1.1;
+  canvas.dataset.top = String(top);
   const t1 = points[points.length - 1].t, t0 = Math.min(points[0].t, t1 - 60000);
   const x = (t) => pad.l + ((t - t0) / Math.max(1, t1 - t0)) * (width - pad.l - pad.r);
   const y = (v) => height - pad.b - (v / top) * (height - pad.t - pad.b);
@@ -181,12 +205,19 @@ function renderChart() {
   }
   ctx.fillText(time(new Date(t0).toISOString()), pad.l, height - 6);
   ctx.fillText(time(new Date(t1).toISOString()), width - pad.r - 60, height - 6);
+  ctx.save();
+  ctx.beginPath(); ctx.rect(pad.l, pad.t - 3, width - pad.l - pad.r, height - pad.t - pad.b + 6); ctx.clip(); // lines at 0 A stay whole
   const draw = (key, colour, dash, lineWidth) => {
     ctx.beginPath(); ctx.setLineDash(dash); ctx.strokeStyle = colour; ctx.lineWidth = lineWidth;
-    let started = false;
+    let started = false, count = 0;
     for (const p of points) {
       if (p[key] === null || p[key] === undefined) { started = false; continue; }
+      count += 1;
       if (started) ctx.lineTo(x(p.t), y(p[key])); else { ctx.moveTo(x(p.t), y(p[key])); started = true; }
+    }
+    if (count === 1) { // a single sample (first paint) has no segment to stroke: mark it with a short tick
+      const p = points.find((q) => q[key] !== null && q[key] !== undefined);
+      ctx.moveTo(x(p.t) - 12, y(p[key])); ctx.lineTo(x(p.t), y(p[key]));
     }
     ctx.stroke(); ctx.setLineDash([]);
   };
@@ -195,6 +226,7 @@ function renderChart() {
   draw("dr", COLOURS.dr, [8, 4], 2);
   draw("limit", COLOURS.limit, [6, 4], 2);
   for (const line of series) draw(line, COLOURS[line], [], 2.2);
+  ctx.restore();
   const last = points[points.length - 1];
   const legend = [...series.map((l) => [l, `${l} ${fmt(last[l])} A`, "solid"]), ["limit", `limit ${fmt(last.limit, 0)} A`, "dashed"]];
   if (points.some((p) => p.dr !== null)) legend.push(["dr", `DR limit ${fmt(last.dr, 0)} A`, "dashed"]);
@@ -226,6 +258,8 @@ async function refreshSignals() {
   try {
     const signals = await getJSON("/api/v1/signals");
     const list = $("dr-events");
+    ui.drEvents = signals.dr_events || [];
+    renderDrKpi();
     if (!signals.dr_configured) { list.innerHTML = '<li class="muted">No OpenADR VEN in this process.</li>'; return; }
     list.innerHTML = signals.dr_events.length ? signals.dr_events.map((e) => `
       <li><strong>${esc(e.event_id)}</strong> ${esc(e.status)} · ${dateTime(e.start)}–${e.end ? time(e.end) : "open"} · ${esc(e.signal)}
@@ -317,7 +351,15 @@ function renderOneLine() {
       <text x="${p.x + 6}" y="${y + 16}" font-weight="600">${esc(n.id)}</text>
       <text x="${p.x + 6}" y="${y + 34}">${fmt(worst.measured_a)} / ${fmt(worst.limit_a, 0)} A${over ? " OVER" : ""}</text></g>`;
   }
-  $("oneline").innerHTML = svg + "</svg>";
+  const holder = $("oneline");
+  holder.innerHTML = svg + "</svg>";
+  const root = (children[""] || [])[0];
+  if (root && holder.clientWidth > 0 && holder.clientWidth !== ui.onelineWidth) {
+    // Narrower than the diagram (a phone): show the service, not the empty left edge; again after a resize only,
+    // so a person's own scrolling is kept.
+    ui.onelineWidth = holder.clientWidth;
+    if (holder.scrollWidth > holder.clientWidth) holder.scrollLeft = pos[root.id].x + box.w / 2 - holder.clientWidth / 2;
+  }
 }
 
 // ------------------------------------------------------------------ sessions and billing

@@ -557,7 +557,8 @@ def _per_port(idx: SiteIndex, ems: EnergyManagementSystem, node: str, element: s
         "Per-port current, all busy",
         Status.INFO,
         nec("625.42(A)"),
-        f"With all {total_ports} port{'s' if total_ports != 1 else ''} busy, each gets at least {num(per_port)} A "
+        (f"With all {total_ports} ports busy, each gets" if total_ports != 1 else "With its one port busy, it gets")
+        + f" at least {num(per_port)} A "
         f"(≈ {num(per_port * volts / 1000, 1)} kW).",
         inputs,
         steps,

@@ -47,9 +47,8 @@ def check(idx: SiteIndex) -> Iterator[Finding]:
         "Power permit",
         Status.INFO,
         _ahj(idx),
-        f"Electrical permit: {len(site.evse)} EVSE, {len(site.circuits)} branch circuits, {len(site.feeders)} feeders"
-        + (f", {len(site.ems)} EMS (750.30)" if site.ems else "")
-        + ".",
+        f"Electrical permit: {len(site.evse)} EVSE, {_count(len(site.circuits), 'branch circuit')}, "
+        f"{_count(len(site.feeders), 'feeder')}" + (f", {len(site.ems)} EMS (750.30)" if site.ems else "") + ".",
         {"evse": len(site.evse), "circuits": len(site.circuits), "feeders": len(site.feeders), "ems": len(site.ems)},
     )
     wired = wired_comms(idx)
@@ -112,8 +111,8 @@ def scope_table(idx: SiteIndex) -> ReportTable:
         (
             "Electrical (power)",
             "yes",
-            f"{len(site.circuits)} branch circuits, {len(site.feeders)} feeders, {len(site.evse)} EVSE"
-            + (", EMS " + ", ".join(e.id for e in site.ems) if site.ems else ""),
+            f"{_count(len(site.circuits), 'branch circuit')}, {_count(len(site.feeders), 'feeder')}, "
+            f"{len(site.evse)} EVSE" + (", EMS " + ", ".join(e.id for e in site.ems) if site.ems else ""),
             "NEC 2023 Articles 210, 215, 220, 240, 250, 310, 625, 750",
         ),
         (
@@ -196,3 +195,8 @@ def _modulation(evse: Evse) -> str:
     if evse.dc:
         return "yes (OCPP limit → DC output power, CCS/CHAdeMO)"
     return "yes (OCPP current limit → J1772 pilot)"
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 feeder`, `2 feeders`, `0 feeders`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
