@@ -42,12 +42,13 @@ from typing import Any
 import yaml
 from typer.testing import CliRunner
 
-import evsite.code.check as check_module
+import evsite.site.load as gc_module
 from evsite.cli import app
-from evsite.code.check import check_site, cyclic_gc_paused
+from evsite.code.check import check_site
 from evsite.code.report import render
 from evsite.site import load_site
 from evsite.site.load import _COMPOSER as LOADER_COMPOSER
+from evsite.site.load import cyclic_gc_paused
 
 RESULTS = Path(__file__).resolve().parent / "results" / "check_scale.json"
 TARGET_S = 1.0
@@ -186,12 +187,12 @@ def paused(fn: Callable[[], object]) -> Callable[[], object]:
 @contextlib.contextmanager
 def gc_left_on() -> Iterator[None]:
     """Attribution only: run the command without its GC pause."""
-    original = check_module.cyclic_gc_paused
-    check_module.cyclic_gc_paused = contextlib.nullcontext  # type: ignore[assignment]
+    original = gc_module.cyclic_gc_paused
+    gc_module.cyclic_gc_paused = contextlib.nullcontext  # type: ignore[assignment]
     try:
         yield
     finally:
-        check_module.cyclic_gc_paused = original
+        gc_module.cyclic_gc_paused = original
 
 
 def fresh_process(site_path: Path, out: Path, runs: int) -> dict[str, Any]:

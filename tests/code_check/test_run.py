@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evsite.cli import app
-from evsite.code.check import cyclic_gc_paused
 from evsite.code.report import render
+from evsite.site.load import cyclic_gc_paused
 from tests.code_check.helpers import EXAMPLES, check_dict, one, one_circuit
 
 runner = CliRunner()

@@ -112,7 +112,7 @@ def site_state(live: LiveState) -> SiteState:
         NodeState(id=n.id, kind=n.kind, parent=n.parent, label=n.label, lines=by_node.get(n.id, [])) for n in live.nodes
     ]
     known = {n.id for n in live.nodes}
-    if "allocation" in by_node:  # the load manager's EV allocation sits between the service and its panels
+    if "allocation" in by_node and "allocation" not in known:  # the EV allocation between service and panels
         nodes = [n.model_copy(update={"parent": "allocation"}) if n.parent == "service" else n for n in nodes]
     nodes += [
         NodeState(id=node, kind=node, parent="service", label=node.capitalize(), lines=lines)

@@ -6,10 +6,7 @@ feeders, circuits, EVSE, then site-wide items.
 
 from __future__ import annotations
 
-import gc
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,21 +92,3 @@ def check_site(site: Site) -> Report:
         findings.extend(rule(idx))
     tables = [t for make in TABLES for t in make(idx)]
     return Report(site=site, findings=tuple(findings), tables=tuple(tables))
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one check run (reference counting still frees).
-
-    A run allocates a few hundred thousand objects that live until it ends (the YAML tree, the site
-    model, the findings, the report text), so each automatic collection re-scans a growing heap
-    and finds almost nothing: about a third of the run time on a 1,000-EVSE site. The collector is
-    resumed as it was, so whatever garbage cycles the run did leave are collected as usual.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -45,8 +45,8 @@ def check(
     """
     from rich.console import Console
 
-    from evsite.code.check import cyclic_gc_paused
     from evsite.console import load_or_exit
+    from evsite.site.load import cyclic_gc_paused
 
     problem = None
     if format is ReportFormat.PDF and not package:

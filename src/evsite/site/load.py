@@ -438,8 +438,8 @@ def _value_key(data: Any, path: tuple[Any, ...], message: str) -> tuple[Any, ...
 
 
 @contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector while a site is built (reference counting still frees).
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector while a site is built or checked (reference counting still frees).
 
     Loading allocates objects that all outlive it, so each automatic collection rescans a growing heap
     and finds nothing: with it on, load time per circuit grew by a third from 10,000 to 40,000 circuits
@@ -456,7 +456,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def load_site_text(text: str, file: str = "<site>", limits: SiteLimits | None = None) -> Site:
     """Validate YAML text as a site; raise SiteFileError listing every problem."""
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         return _load_site_text(text, file, limits or SiteLimits.from_env())
 
 
