@@ -170,6 +170,21 @@ class Transaction(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class StationTransaction(Base):
+    """An OCPP 2.0.1 transaction: the station's own transactionId (a string it chose) → ours.
+
+    Billing, the API and the load manager know transactions by our integer id; a 2.0.1 station names
+    them with its string in every TransactionEvent. The pair is stored before the station gets its
+    answer, so a replayed event after a crash finds the same transaction instead of starting another.
+    """
+
+    __tablename__ = "ocpp201_transactions"
+
+    charger_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    station_tx_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(Integer, unique=True)
+
+
 class SampleSeries(Base):
     """One meter series: a charger's connector within one transaction (or outside any).
 
