@@ -283,6 +283,10 @@ class StationSession(ChargePointSession):
                 return {"status": "Rejected"}
         return {"status": "Accepted"}
 
+    # The handler of `NotifyEVChargingNeeds` is looked up as `on_notify_e_v_…` (one underscore per capital).
+    on_notify_e_v_charging_needs = on_notify_ev_charging_needs
+    on_notify_e_v_charging_schedule = on_notify_ev_charging_schedule
+
     async def on_notify_report(self, p: dict[str, Any]) -> dict[str, Any]:
         """Store the device model a station reports (GetBaseReport) as `Component[.instance]/Variable` keys."""
         items = []
