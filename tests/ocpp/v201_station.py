@@ -134,7 +134,9 @@ class Station(ChargePoint):
 
     async def boot(self) -> Any:
         return await self.call(
-            call.BootNotification(charging_station={"model": "Pro 48", "vendor_name": "ExampleCharge"}, reason="PowerUp")
+            call.BootNotification(
+                charging_station={"model": "Pro 48", "vendor_name": "ExampleCharge"}, reason="PowerUp"
+            )
         )
 
     async def event(
@@ -172,9 +174,13 @@ class Station(ChargePoint):
             payload["id_token"] = {"id_token": token, "type": "ISO14443"}
         sampled = []
         if wh is not None:
-            sampled.append({"value": wh, "measurand": "Energy.Active.Import.Register", "unit_of_measure": {"unit": "Wh"}})
+            sampled.append(
+                {"value": wh, "measurand": "Energy.Active.Import.Register", "unit_of_measure": {"unit": "Wh"}}
+            )
         if amps is not None:
-            sampled.append({"value": amps, "measurand": "Current.Import", "phase": "L1", "unit_of_measure": {"unit": "A"}})
+            sampled.append(
+                {"value": amps, "measurand": "Current.Import", "phase": "L1", "unit_of_measure": {"unit": "A"}}
+            )
         if sampled:
             payload["meter_value"] = [{"timestamp": at or now(), "sampled_value": sampled}]
         if kind != "Ended" and evse is not None:
