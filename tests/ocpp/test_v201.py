@@ -108,6 +108,7 @@ async def test_TC_B_01_CSMS_cold_boot_accepted_reads_smart_charging_then_install
         # Meter values during transactions at the site's interval.
         assert cp.variables["SampledDataCtrlr"]["TxUpdatedInterval"] == str(cs.site.control.meter_value_interval_s)  # type: ignore[union-attr]
         assert "Current.Import" in cp.variables["SampledDataCtrlr"]["TxUpdatedMeasurands"]
+        assert cp.variables["SampledDataCtrlr"]["TxStartedMeasurands"] == "Energy.Active.Import.Register"
         evse, failsafe = cp.accepted_profiles()[0]
         assert evse == 0
         assert failsafe["charging_profile_purpose"] == "ChargingStationMaxProfile"

@@ -40,7 +40,12 @@ class Station(ChargePoint):
                 "PeriodsPerSchedule": "24",
                 "LimitChangeSignificance": "5",
             },
-            "SampledDataCtrlr": {"TxUpdatedInterval": "0", "TxUpdatedMeasurands": "Energy.Active.Import.Register"},
+            "SampledDataCtrlr": {
+                "TxUpdatedInterval": "0",
+                "TxUpdatedMeasurands": "Energy.Active.Import.Register",
+                "TxStartedMeasurands": "",
+                "TxEndedMeasurands": "",
+            },
         }
         self.profiles: list[tuple[int, dict[str, Any], str]] = []  # (evse, profile, our answer)
         self.transactions: dict[int, str] = {}  # evse → running transactionId

@@ -43,6 +43,8 @@ SAMPLED_MEASURANDS = "Energy.Active.Import.Register,Current.Import,Power.Active.
 CHARGING_STATE = {"Charging": "Charging", "EVConnected": "Preparing", "SuspendedEV": "SuspendedEV"}
 CHARGING_STATE["SuspendedEVSE"] = "SuspendedEVSE"
 """2.0.1 chargingState → the 1.6 connector status the load manager knows (Idle: the StatusNotification says)."""
+TX_ROW_CACHE = 32
+"""Transactions per station whose rows stay in memory (a station runs at most a few at once)."""
 TRIGGERS = {"DiagnosticsStatusNotification": "LogStatusNotification"}
 """1.6 TriggerMessage names the API may use → their 2.0.1 names (the others are the same)."""
 
@@ -100,6 +102,7 @@ class StationSession(ChargePointSession):
         self.installed: dict[int, tuple[int, str, int]] = {}  # profile id → (stack level, purpose, EVSE)
         self.iso15118_evses: set[int] = set()
         self._last_wh: dict[int, float] = {}  # our transaction id → last plausible register (Wh)
+        self._tx_rows: dict[str, dict[str, Any]] = {}  # station transactionId → our row (recent ones)
         self._remote_start_ids = 0
 
     @property
@@ -160,9 +163,7 @@ class StationSession(ChargePointSession):
     async def on_transaction_event(self, p: dict[str, Any]) -> dict[str, Any]:
         info, kind = p["transactionInfo"], p["eventType"]
         key, stamp, offline = info["transactionId"], parse_time(p["timestamp"]), bool(p.get("offline", False))
-        row = await self.cs.store.station_transaction(self.cp_id, key)
-        if row is not None and row["charger_id"] != self.cp_id:
-            raise OcppError("PropertyConstraintViolation", f"transactionId {key} belongs to another station")
+        row = self._tx_rows.get(key) or await self.cs.store.station_transaction(self.cp_id, key)
         evse_id = p["evse"]["id"] if "evse" in p else (row["connector_id"] if row else self._only_evse(key))
         self._check_connector(evse_id, zero=False)
         token = p["idToken"]["idToken"] if "idToken" in p else None
@@ -179,6 +180,13 @@ class StationSession(ChargePointSession):
             await self.cs.store.link_station_transaction(self.cp_id, key, tx_id)
             self.cs.note_transaction(tx_id, self.cp_id)
             ended, start_time, meter_start = False, stamp, float(round(start_wh or 0))
+            row = {
+                "id": tx_id,
+                "connector_id": evse_id,
+                "start_time": stamp,
+                "meter_start": meter_start,
+                "stop_time": None,
+            }
         else:
             tx_id, ended = int(row["id"]), row["stop_time"] is not None
             evse_id, start_time, meter_start = row["connector_id"], row["start_time"], float(row["meter_start"])
@@ -187,8 +195,10 @@ class StationSession(ChargePointSession):
             if r["measurand"] == ENERGY and r["value_num"] is not None and not r["phase"] and r["location"] == "Outlet":
                 self._last_wh[tx_id] = r["value_num"]
         meter_stop = round(self._last_wh.get(tx_id, meter_start))
+        self._remember(key, row)
         if kind == "Ended" and not ended:
             self._last_wh.pop(tx_id, None)
+            row["stop_time"] = stamp
             reason = info.get("stoppedReason", "Local")
             stopped = await self.cs.store.stop_transaction(self.cp_id, tx_id, meter_stop, stamp, reason, token, rows)
             if stopped is not None:
@@ -216,6 +226,13 @@ class StationSession(ChargePointSession):
                 self.connector_status[evse_id] = state
                 self.cs.bus.publish(ConnectorStatus(self.cp_id, evse_id, state, "NoError", stamp))
         return answer
+
+    def _remember(self, key: str, row: dict[str, Any]) -> None:
+        """Keep the rows of recent transactions, so an event does not read the store (bounded)."""
+        self._tx_rows.pop(key, None)
+        self._tx_rows[key] = row
+        while len(self._tx_rows) > TX_ROW_CACHE:
+            del self._tx_rows[next(iter(self._tx_rows))]
 
     def _end(self, evse_id: int, tx_id: int, token: str | None, meter_wh: float, at: datetime, reason: str) -> None:
         if self.active_tx.get(evse_id) == tx_id:
@@ -382,7 +399,13 @@ class StationSession(ChargePointSession):
     async def configure_metering(self, config: dict[str, str | None]) -> None:
         """Ask for the samples the load manager and billing need during transactions, at the site's interval."""
         control = self.cs.site.control if self.cs.site is not None else Control()
-        wanted = {"TxUpdatedInterval": str(control.meter_value_interval_s), "TxUpdatedMeasurands": SAMPLED_MEASURANDS}
+        wanted = {
+            "TxUpdatedInterval": str(control.meter_value_interval_s),
+            "TxUpdatedMeasurands": SAMPLED_MEASURANDS,
+            # the register at start and end: without it a session's energy is only known from the updates
+            "TxStartedMeasurands": ENERGY,
+            "TxEndedMeasurands": ENERGY,
+        }
         for name, value in wanted.items():
             try:
                 status = await self.set_variable("SampledDataCtrlr", name, value)
