@@ -222,7 +222,7 @@ class StationSession(ChargePointSession):
             for sample in self._samples(evse_id, tx_id, rows):
                 self.cs.bus.publish(sample)
             state = CHARGING_STATE.get(info.get("chargingState", ""))
-            if state is not None:
+            if state is not None and self.connector_status.get(evse_id) != state:
                 self.connector_status[evse_id] = state
                 self.cs.bus.publish(ConnectorStatus(self.cp_id, evse_id, state, "NoError", stamp))
         return answer
