@@ -64,7 +64,8 @@ def legacy_meter_values(meter_values: list[dict[str, Any]]) -> list[dict[str, An
             except OverflowError:
                 value = math.inf
             row = {
-                "value": repr(value),
+                # integral values as integers: stored exactly and on the store's fast path
+                "value": str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value),
                 "format": "Raw",
                 "measurand": sv.get("measurand", ENERGY),
                 "context": sv.get("context", "Sample.Periodic"),
