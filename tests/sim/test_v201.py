@@ -73,3 +73,20 @@ async def test_sim_201_station_boots_charges_and_obeys_the_setpoint(tmp_path: Pa
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+
+
+async def test_sim_command_runs_201_stations_from_a_site_file(tmp_path: Path) -> None:
+    from tests.sim.test_cli import run
+
+    async with central(tmp_path) as cs:
+        url = f"ws://127.0.0.1:{cs.port}/ocpp"
+        site = str(EXAMPLES / "workplace-20.yaml")
+        code, out, err = await run(
+            "sim", "--ocpp", "2.0.1", "--url", url, "--site", site, "--duration", "4", "--seed", "1"
+        )
+        assert code == 0, err
+        assert "simulating 20 OCPP 2.0.1 stations" in out
+        booted = [r["id"] for r in await cs.store.chargers() if r["last_boot_at"] is not None]
+        assert sorted(booted) == [f"WP-{i:02d}" for i in range(1, 21)]
+        code, _, err = await run("sim", "--ocpp", "3.0", "--url", url, "--duration", "1")
+        assert code == 2 and "expected 1.6 or 2.0.1" in err
