@@ -451,3 +451,31 @@ def test_w_conversion_uses_topology_line_to_neutral(workplace: Any) -> None:
     from evsite.ocpp.v201 import profiles as p201
 
     assert p201.line_to_neutral_v(workplace) == topology.watts_per_amp(workplace.service.system, 1) == 120.0
+
+
+async def test_201_long_id_token_and_vendor_on_postgres(postgres_url: str, workplace: Any) -> None:
+    """2.0.1 allows a 36-character IdToken and a 50-character vendorName (1.6: 20 each); PostgreSQL
+    enforces column lengths, so a transaction with them must still be stored before the answer."""
+    from ocpp.v201 import call
+
+    from evsite.ocpp.server import ServerSettings
+
+    from .conftest import postgres_store
+
+    token = "E" * 36
+    async with (
+        postgres_store(postgres_url) as store,
+        CentralSystem(store, workplace, settings=ServerSettings(port=0, open_authorization=True)) as cs,
+        station(cs, boot=False) as cp,
+    ):
+        vendor = "V" * 50
+        boot = await cp.call(
+            call.BootNotification(charging_station={"model": "M", "vendor_name": vendor}, reason="PowerUp")
+        )
+        assert boot.status == "Accepted"
+        started = await cp.event("Started", "T" * 36, 0, wh=0, token=token)
+        assert started.id_token_info["status"] == "Accepted"
+        await cp.event("Ended", "T" * 36, 1, wh=0, token=token)
+        (row,) = await cs.store.transactions("WP-01")
+        assert (row["id_tag"], row["stop_id_tag"]) == (token, token)
+        assert (await cs.store.charger("WP-01"))["vendor"] == vendor  # type: ignore[index]
