@@ -140,6 +140,30 @@ async def test_TC_B_02_CSMS_cold_boot_pending_provisions(store: Any, workplace: 
         await cs.stop()
 
 
+async def test_TC_B_30_and_TC_B_31_CSMS_pending_station_gets_security_error_unless_asked(
+    store: Any, workplace: Any, settings: Any
+) -> None:
+    from ocpp.exceptions import OCPPError
+    from ocpp.v201 import call
+
+    cs = CentralSystem(store, workplace, settings=replace(settings, accept_unknown=True, unknown_status="Pending"))
+    await cs.start()
+    try:
+        async with station(cs, "NEW-2", boot=False) as cp:
+            assert (await cp.boot()).status == "Pending"
+            status = call.StatusNotification(timestamp=now(), connector_status="Available", evse_id=1, connector_id=1)
+            with pytest.raises(OCPPError) as refused:
+                await cp.call(status, suppress=False)
+            assert type(refused.value).__name__ == "SecurityError"
+            # TC_B_31: a message the CSMS triggered while Pending is answered.
+            assert await session(cs, "NEW-2").trigger_message("StatusNotification", 1) == "Accepted"
+            assert await cp.call(status, suppress=False) is not None
+            with pytest.raises(OCPPError):  # once only
+                await cp.call(status, suppress=False)
+    finally:
+        await cs.stop()
+
+
 async def test_TC_B_06_and_TC_B_09_CSMS_get_and_set_variables(cs: CentralSystem) -> None:
     async with station(cs) as cp:
         s = session(cs)

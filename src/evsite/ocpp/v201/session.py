@@ -105,6 +105,17 @@ class StationSession(ChargePointSession):
         self._last_wh: dict[int, float] = {}  # our transaction id → last plausible register (Wh)
         self._tx_rows: dict[str, dict[str, Any]] = {}  # station transactionId → our row (recent ones)
         self._remote_start_ids = 0
+        self._triggered: set[str] = set()  # messages we asked for with TriggerMessage while Pending
+
+    async def handle(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """B02.FR.09/B03.FR.07: until Accepted a station sends only BootNotification (and, while Pending,
+        what the CSMS asked for: NotifyReport, or a message it triggered); anything else is a SecurityError."""
+        if self.registration != "Accepted" and action != "BootNotification":
+            asked = self.registration == "Pending" and (action == "NotifyReport" or action in self._triggered)
+            if not asked:
+                raise OcppError("SecurityError", f"{action} before the station was Accepted (B02.FR.09)")
+            self._triggered.discard(action)
+        return await super().handle(action, payload)
 
     @property
     def live_transactions(self) -> dict[int, str]:
@@ -602,6 +613,8 @@ class StationSession(ChargePointSession):
         payload: dict[str, Any] = {"requestedMessage": TRIGGERS.get(requested, requested)}
         if connector_id is not None and connector_id > 0:
             payload["evse"] = {"id": connector_id}
+        if self.registration == "Pending":
+            self._triggered.add(payload["requestedMessage"])
         return str((await self.call("TriggerMessage", payload))["status"])
 
     async def get_base_report(self, request_id: int, report_base: str = "FullInventory") -> str:
