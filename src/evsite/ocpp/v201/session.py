@@ -203,7 +203,7 @@ class StationSession(ChargePointSession):
             tx_id, ended = int(row["id"]), row["stop_time"] is not None
             evse_id, start_time, meter_start = row["connector_id"], row["start_time"], float(row["meter_start"])
         rows, flags = self._meter_rows(evse_id, tx_id, meter)
-        for r in rows:
+        for r in rows if not ended else ():
             if r["measurand"] == ENERGY and r["value_num"] is not None and not r["phase"] and r["location"] == "Outlet":
                 self._last_wh[tx_id] = r["value_num"]
         meter_stop = round(self._last_wh.get(tx_id, meter_start))
