@@ -153,3 +153,100 @@ async def test_kill_9_mid_transactions_loses_and_duplicates_nothing(tmp_path: Pa
             assert all(r[1] is not None for r in rows)
             samples = conn.execute(SAMPLE_COUNT, (c.cp_id,)).fetchone()
             assert samples == (SESSIONS * SAMPLES, SESSIONS * SAMPLES)
+
+
+class ReplayingStation(ReplayingCharger):
+    """The same, speaking OCPP 2.0.1: boots once, then TransactionEvents Started, Updated…, Ended."""
+
+    async def _send(self, ws: Any, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        self.n += 1
+        await ws.send(orjson.dumps([2, f"{self.cp_id}-{self.n}", action, payload]).decode())
+        while True:
+            msg = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+            if msg[0] == 2:  # the server's setup calls: answer as a station with an empty device model
+                request = msg[3]
+                if msg[2] == "GetVariables":
+                    items = request["getVariableData"]
+                    answer: dict[str, Any] = {"getVariableResult": [_result(d, "UnknownVariable") for d in items]}
+                elif msg[2] == "SetVariables":
+                    answer = {"setVariableResult": [_result(d, "Accepted") for d in request["setVariableData"]]}
+                else:
+                    answer = {"status": "Accepted"}
+                await ws.send(orjson.dumps([3, msg[1], answer]).decode())
+            elif msg[1] == f"{self.cp_id}-{self.n}":
+                assert msg[0] == 3, msg
+                return dict(msg[2])
+
+    async def deliver(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        while True:
+            try:
+                if self.ws is None:
+                    self.ws = await connect(self.url, subprotocols=["ocpp2.0.1"], open_timeout=2)
+                return await self._send(self.ws, action, payload)
+            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError):
+                self.ws = None
+                await asyncio.sleep(0.2)
+
+    async def run(self) -> None:
+        self.ws = None
+        boot = {"chargingStation": {"model": "Pro 48", "vendorName": "ExampleCharge"}, "reason": "PowerUp"}
+        assert (await self.deliver("BootNotification", boot))["status"] == "Accepted"
+        for s in range(SESSIONS):
+            t0, key = BASE + timedelta(hours=s), f"{self.cp_id}-tx-{s}"
+            for seq in range(SAMPLES + 2):
+                kind = "Started" if seq == 0 else "Ended" if seq == SAMPLES + 1 else "Updated"
+                stamp = (t0 + timedelta(minutes=30 if kind == "Ended" else seq)).isoformat()
+                value = {"value": s * 10_000 + seq, "measurand": "Energy.Active.Import.Register"}
+                event = {
+                    "eventType": kind,
+                    "timestamp": stamp,
+                    "triggerReason": "MeterValuePeriodic",
+                    "seqNo": seq,
+                    "transactionInfo": {"transactionId": key},
+                    "evse": {"id": 1, "connectorId": 1},
+                    "meterValue": [{"timestamp": stamp, "sampledValue": [value]}],
+                }
+                await self.deliver("TransactionEvent", event)
+                self.acked_samples.append(stamp)
+            self.acked_tx.append(s)
+        if self.ws is not None:
+            await self.ws.close()
+
+
+def _result(item: dict[str, Any], status: str) -> dict[str, Any]:
+    return {"attributeStatus": status, "component": item["component"], "variable": item["variable"]}
+
+
+async def test_kill_9_mid_201_transactions_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    port, db = free_port(), tmp_path / "crash201.db"
+    server = start_server(port, db)
+    stations = [ReplayingStation(cp, port) for cp in CHARGERS]
+    try:
+        tasks = [asyncio.create_task(s.run()) for s in stations]
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if sum(len(s.acked_samples) for s in stations) >= 40:
+                break
+        acked = {s.cp_id: len(s.acked_samples) for s in stations}
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(10)
+        with sqlite3.connect(db) as conn:  # everything acknowledged is on disk
+            for cp_id, count in acked.items():
+                assert conn.execute(SAMPLE_COUNT, (cp_id,)).fetchone()[0] >= count
+        assert sum(acked.values()) < len(CHARGERS) * SESSIONS * (SAMPLES + 2), "killed too late"
+        server = start_server(port, db)
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    finally:
+        server.kill()
+        server.wait(10)
+    with sqlite3.connect(db) as conn:
+        for s in stations:
+            rows = conn.execute(
+                "SELECT t.meter_start, t.meter_stop, l.station_tx_id FROM ocpp_transactions t"
+                " JOIN ocpp201_transactions l ON l.transaction_id = t.id WHERE t.charger_id=? ORDER BY t.id",
+                (s.cp_id,),
+            ).fetchall()
+            # one transaction per session (no duplicate from a replayed Started), each ended with its register
+            assert rows == [(k * 10_000, k * 10_000 + SAMPLES + 1, f"{s.cp_id}-tx-{k}") for k in range(SESSIONS)]
+            per_session = SAMPLES + 2
+            assert conn.execute(SAMPLE_COUNT, (s.cp_id,)).fetchone() == (SESSIONS * per_session,) * 2

@@ -45,7 +45,7 @@ async def test_both_url_forms_and_unknown_charger_refused(cs: CentralSystem) -> 
 
 async def test_subprotocol_refused_per_ocpp_j(cs: CentralSystem) -> None:
     """OCPP-J 1.6 §3.1.2: complete the handshake without Sec-WebSocket-Protocol, then close."""
-    async with connect(url(cs, "WP-03"), subprotocols=["ocpp2.0.1"], open_timeout=5) as ws:
+    async with connect(url(cs, "WP-03"), subprotocols=["ocpp2.1", "ocpp1.5"], open_timeout=5) as ws:  # neither spoken
         assert ws.subprotocol is None
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)

@@ -64,7 +64,7 @@ def test_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_migrations_applied(store: OcppStore) -> None:
     async with store.engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "0004_ocpp_data_flags"
+    assert version == "0005_ocpp201_transactions"
 
 
 async def test_start_transaction_is_idempotent(store: OcppStore) -> None:

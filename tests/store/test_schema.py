@@ -60,6 +60,7 @@ async def test_migrated_schema_equals_the_metadata(engine: AsyncEngine) -> None:
         "api_audit",
         "ocpp_samples",
         "ocpp_data_flags",
+        "ocpp201_transactions",
     } <= tables
     assert "ocpp_meter_values" not in tables
 
@@ -69,7 +70,7 @@ async def test_migrating_again_is_a_no_op(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "0004_ocpp_data_flags"
+    assert version == "0005_ocpp201_transactions"
 
 
 OLD_ROWS = [

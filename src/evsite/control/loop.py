@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ import numpy as np
 from evsite.control.controller import Controller, ControllerSettings, Policy
 from evsite.control.signals import SiteLimits
 from evsite.control.tree import LINES, build_tree
-from evsite.runtime.events import ChargerCommands, EventBus, MeterSample, SiteSignal
+from evsite.runtime.events import ChargerCommands, EvChargingNeeds, EventBus, MeterSample, SiteSignal
 from evsite.site.model import PvCharging, Site
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class ControlLoop:
         self._current_limits = tree.limits.copy()
         # Meters that see only the building (no EV behind them): their readings need no hold.
         self._direct_meters = {m.id for m in site.meters if m.role.value == "building"}
+        self._ev_needs: dict[int, dict[str, float]] = {}  # port → the needs values a car last wrote
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._run())]
@@ -133,10 +135,40 @@ class ControlLoop:
                     self._open = DispatchRecord(signal_at=now)
                     self.dispatch_log.append(self._open)
                     self._wake.set()
+                elif isinstance(event, EvChargingNeeds):
+                    if self.take_ev_needs(event):
+                        self._wake.set()
                 elif self.controller.observe(event, now):
                     self._wake.set()
                 if isinstance(event, MeterSample):
                     self._check_compliance(now)
+
+    def take_ev_needs(self, event: EvChargingNeeds) -> bool:
+        """A car's own departure and energy become its session's, unless an operator entered others.
+
+        A value is written where the session has none, or where it still holds what a car wrote
+        before (a renegotiation, ISO 15118 K17); a value someone else wrote (the API's session
+        request) stays. True when anything changed.
+        """
+        p = self.controller.port(event.charge_point_id, event.connector_id)
+        if p is None:
+            return False
+        needs = self.controller.needs
+        wanted = {
+            "departure_s": event.departure.timestamp() if event.departure is not None else math.nan,
+            "requested_wh": event.energy_wh if event.energy_wh is not None else math.nan,
+        }
+        written = self._ev_needs.setdefault(p, {})
+        changed = False
+        for name, value in wanted.items():
+            column = getattr(needs, name)
+            current = float(column[p])
+            if math.isnan(value) or not (math.isnan(current) or current == written.get(name)):
+                continue
+            changed = changed or current != value
+            column[p] = value
+            written[name] = value
+        return changed
 
     def ev_current_a(self, node: str) -> dict[str, float] | None:
         """The most the EVs under `node` may be drawing now, per line (None for an unknown node).

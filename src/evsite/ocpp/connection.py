@@ -24,7 +24,8 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,6 +39,23 @@ log = logging.getLogger(__name__)
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MAX_MESSAGE_ID = 36
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between OCPP-J versions on one connection: schemas, action sets, error-code spelling."""
+
+    validate_request: Callable[[str, Any], None]
+    validate_response: Callable[[str, Any], None]
+    inbound_actions: frozenset[str]
+    all_actions: frozenset[str]
+    renamed_codes: Mapping[str, str] = field(default_factory=dict)
+    """Error codes raised here in 1.6 spelling → this version's spelling (applied when sending)."""
+
+
+V16 = Dialect(
+    validate.validate_request, validate.validate_response, validate.CHARGE_POINT_ACTIONS, validate.ALL_ACTIONS
+)
 
 Handler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 """Serves one inbound CALL: (action, payload) → result payload, or raises OcppError."""
@@ -53,7 +71,7 @@ class RpcConnection:
         handler: Handler,
         *,
         call_timeout: float = 30.0,
-        inbound_actions: frozenset[str] = validate.CHARGE_POINT_ACTIONS,
+        dialect: Dialect = V16,
         max_inbox: int = 1000,
         bad_frame_budget: int = 50,
         bad_frame_window_s: float = 10.0,
@@ -62,7 +80,7 @@ class RpcConnection:
         self.identity = identity
         self.call_timeout = call_timeout
         self._handler = handler
-        self._inbound_actions = inbound_actions
+        self.dialect = dialect
         self._inbox: asyncio.Queue[tuple[str, str, dict[str, Any]] | None] = asyncio.Queue()
         self._max_inbox = max_inbox
         self._call_lock = asyncio.Lock()
@@ -141,8 +159,8 @@ class RpcConnection:
             await self._bad_frame(f"message id longer than {MAX_MESSAGE_ID} characters", unique_id)
             return
         action, payload = message[2], message[3]
-        if action not in self._inbound_actions:
-            if action in validate.ALL_ACTIONS:
+        if action not in self.dialect.inbound_actions:
+            if action in self.dialect.all_actions:
                 await self.send_error(unique_id, OcppError("NotSupported", f"{action} is not sent by a charge point"))
             else:
                 await self.send_error(unique_id, OcppError("NotImplemented", f"unknown action {action!r}"))
@@ -194,10 +212,10 @@ class RpcConnection:
         while (item := await self._inbox.get()) is not None:
             unique_id, action, payload = item
             try:
-                validate.validate_request(action, payload)
+                self.dialect.validate_request(action, payload)
                 result = await self._handler(action, payload)
                 try:
-                    validate.validate_response(action, result)
+                    self.dialect.validate_response(action, result)
                 except OcppError as exc:
                     log.error("%s: our %s response fails its schema (%s): %r", self.identity, action, exc, result)
                     raise OcppError("InternalError", "the central system produced an invalid response") from None
@@ -220,7 +238,8 @@ class RpcConnection:
         self._after_reply.append(callback)
 
     async def send_error(self, unique_id: str, error: OcppError) -> None:
-        await self._send([CALLERROR, unique_id, error.code, error.description[:255], error.details])
+        code = self.dialect.renamed_codes.get(error.code, error.code)
+        await self._send([CALLERROR, unique_id, code, error.description[:255], error.details])
 
     async def _send(self, message: list[Any]) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -234,7 +253,7 @@ class RpcConnection:
         Raises CallErrorReceived (the charger answered with a CallError), CallTimeout,
         NotConnected, or OcppError when the charger's answer fails the response schema.
         """
-        validate.validate_request(action, payload)  # a bug on our side: never send it
+        self.dialect.validate_request(action, payload)  # a bug on our side: never send it
         async with self._call_lock:
             if self._closed:
                 raise NotConnected(self.identity)
@@ -254,5 +273,5 @@ class RpcConnection:
                     ) from None
             finally:
                 self._pending = None
-        validate.validate_response(action, result)
+        self.dialect.validate_response(action, result)
         return dict(result)

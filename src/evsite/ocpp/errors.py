@@ -18,6 +18,11 @@ ERROR_CODES = frozenset(
         "OccurenceConstraintViolation",  # sic: the OCPP-J 1.6 spelling
         "TypeConstraintViolation",
         "GenericError",
+        # OCPP-J 2.0.1 (Part 4 §4.3) renames two codes and adds two
+        "FormatViolation",
+        "OccurrenceConstraintViolation",
+        "MessageTypeNotSupported",
+        "RpcFrameworkError",
     }
 )
 

@@ -11,8 +11,10 @@ Admission happens during the WebSocket handshake (before any OCPP traffic):
   and a per-charger password stored hashed; a wrong or missing password gets 401. Profile 2 adds
   TLS, so a profile-2 charger is refused (403) on a server without TLS rather than downgraded.
   Profile 3 replaces the password by a TLS client certificate whose CN is the charge point id.
-- Subprotocol: a client that offers no `ocpp1.6` gets the handshake completed without a
-  Sec-WebSocket-Protocol header and the connection closed at once, as OCPP-J 1.6 §3.1.2 requires.
+- Subprotocol: OCPP 2.0.1 and 1.6 share the port, URL forms and admission. A client offering
+  `ocpp2.0.1` gets it (preferred, Part 4 §3.1.2), else `ocpp1.6`; one offering neither gets the
+  handshake completed without a Sec-WebSocket-Protocol header and the connection closed at once, as
+  OCPP-J 1.6 §3.1.2 requires. The version picks the session class; the rest of evsite does not care.
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ from evsite.control.failsafe import safe_default_limits
 from evsite.ocpp import plausibility, validate
 from evsite.ocpp.auth import parse_basic_auth, verify_password
 from evsite.ocpp.certs import peer_common_name
-from evsite.ocpp.connection import RpcConnection
+from evsite.ocpp.connection import V16, RpcConnection
 from evsite.ocpp.errors import NotConnected
 from evsite.ocpp.profiles import FailsafeLimits, crude_safe_limits, unknown_charger_limit
 from evsite.ocpp.v16.session import ChargePointSession, iso
+from evsite.ocpp.v201 import validate as validate201
+from evsite.ocpp.v201.session import SUBPROTOCOL as SUBPROTOCOL_201
+from evsite.ocpp.v201.session import StationSession
 from evsite.runtime.events import ChargerConnected, EventBus, SetpointResult, utcnow
 from evsite.site.model import Evse, Site, TagAssignment
 from evsite.store.ocpp import OcppStore
@@ -47,6 +52,8 @@ from evsite.store.ocpp import OcppStore
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
+SUBPROTOCOLS = (SUBPROTOCOL_201, SUBPROTOCOL)
+"""What we speak, in order of preference."""
 TX_OWNER_CACHE = 10_000
 """Transaction owners kept in memory (oldest dropped first), so the ownership check rarely reads the store."""
 
@@ -107,7 +114,7 @@ def charge_point_id(path: str) -> str | None:
 
 
 class CentralSystem:
-    """OCPP 1.6J central system for one site (implements `ChargerCommands`)."""
+    """OCPP 2.0.1 and 1.6J central system for one site (implements `ChargerCommands`)."""
 
     def __init__(
         self,
@@ -140,6 +147,7 @@ class CentralSystem:
 
     async def start(self) -> None:
         validate.warm_up()
+        validate201.warm_up()
         if self.site is not None:
             await self.store.register_site_chargers((e.id, e.ocpp.password_hash) for e in self.site.evse)
             await self.store.upsert_id_tags(self._site_tags(self.site))
@@ -155,7 +163,7 @@ class CentralSystem:
             self._handle,
             s.host,
             s.port,
-            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS],
             select_subprotocol=_select_subprotocol,
             process_request=self._admit,
             ping_interval=s.ping_interval_s,
@@ -168,7 +176,7 @@ class CentralSystem:
         )
         if s.lift_lease_s > 0:
             self._lift_task = asyncio.create_task(self._renew_lifts(), name="ocpp-lift-renewal")
-        log.info("OCPP 1.6J central system listening on %s:%d", s.host, self.port)
+        log.info("OCPP 2.0.1/1.6J central system listening on %s:%d", s.host, self.port)
 
     async def stop(self) -> None:
         if self._lift_task is not None:
@@ -238,8 +246,8 @@ class CentralSystem:
         cp_id = charge_point_id(ws.request.path if ws.request else "")
         if cp_id is None:
             return
-        if ws.subprotocol != SUBPROTOCOL:
-            await ws.close(1002, f"no common OCPP subprotocol; this central system speaks {SUBPROTOCOL}")
+        if ws.subprotocol not in SUBPROTOCOLS:
+            await ws.close(1002, f"no common OCPP subprotocol; this central system speaks {', '.join(SUBPROTOCOLS)}")
             return
         previous = self.sessions.get(cp_id)
         if previous is not None:
@@ -249,10 +257,13 @@ class CentralSystem:
             self._background.add(closing)
             closing.add_done_callback(self._background.discard)
 
-        def rpc(session: ChargePointSession) -> RpcConnection:
-            return RpcConnection(ws, cp_id, session.handle, call_timeout=self.settings.call_timeout_s)
+        v201 = ws.subprotocol == SUBPROTOCOL_201
 
-        session = ChargePointSession(self, cp_id, rpc)
+        def rpc(session: ChargePointSession) -> RpcConnection:
+            dialect = validate201.DIALECT if v201 else V16
+            return RpcConnection(ws, cp_id, session.handle, call_timeout=self.settings.call_timeout_s, dialect=dialect)
+
+        session = (StationSession if v201 else ChargePointSession)(self, cp_id, rpc)
         self.sessions[cp_id] = session
         peer = ws.remote_address[0] if ws.remote_address else "?"
         log.info("%s: connected from %s (%s)", cp_id, peer, "in the site" if cp_id in self.evse_by_id else "unknown id")
@@ -440,7 +451,7 @@ class CentralSystem:
 
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
     # None completes the handshake without the header; `_handle` then closes (OCPP-J 1.6 §3.1.2).
-    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
+    return next((Subprotocol(p) for p in SUBPROTOCOLS if p in offered), None)
 
 
 __all__ = ["CentralSystem", "ServerSettings", "charge_point_id"]

@@ -111,7 +111,25 @@ class SetpointResult:
     at: datetime = field(default_factory=utcnow)
 
 
-Event = ChargerConnected | ConnectorStatus | TransactionEvent | MeterSample | SiteSignal | SetpointResult
+@dataclass(frozen=True)
+class EvChargingNeeds:
+    """What a car said it needs (ISO 15118 through OCPP 2.0.1 NotifyEVChargingNeeds), for its session.
+
+    The load manager takes these as the session's deadline and energy unless an operator entered
+    other values for the session: an operator's entry wins.
+    """
+
+    charge_point_id: str
+    connector_id: int
+    departure: datetime | None
+    energy_wh: float | None
+    max_current_a: float | None = None
+    at: datetime = field(default_factory=utcnow)
+
+
+Event = (
+    ChargerConnected | ConnectorStatus | TransactionEvent | MeterSample | SiteSignal | SetpointResult | EvChargingNeeds
+)
 
 
 class ChargerCommands(Protocol):

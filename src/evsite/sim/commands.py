@@ -1,4 +1,4 @@
-"""`evsite sim`: run simulated OCPP 1.6J charge points with EVs against a central system.
+"""`evsite sim`: run simulated OCPP 1.6J (default) or 2.0.1 charge points with EVs against a central system.
 
 `sim_app` is a Typer sub-app so other simulators (`evsite sim modbus`, `evsite sim vtn`) can be added
 as its subcommands; with no subcommand it runs the charge point fleet.
@@ -29,6 +29,13 @@ def sim(
     password: Annotated[str | None, typer.Option(help="Basic-auth password (security profile 1/2).")] = None,
     interval: Annotated[int, typer.Option(min=0, help="MeterValueSampleInterval until the CSMS sets it.")] = 60,
     seed: Annotated[int | None, typer.Option(help="Random seed for EVs and arrivals.")] = None,
+    ocpp: Annotated[str, typer.Option(help="OCPP version the charge points speak: 1.6 or 2.0.1.")] = "1.6",
+    rate_unit: Annotated[
+        str, typer.Option(help="2.0.1: SmartChargingCtrlr.RateUnit of the stations (A, W or A,W).")
+    ] = "A,W",
+    iso15118_share: Annotated[
+        float, typer.Option(min=0, max=1, help="2.0.1: share of cars that send ISO 15118 charging needs.")
+    ] = 0.3,
 ) -> None:
     """Run N simulated charge points with EVs arriving and leaving (Ctrl-C stops)."""
     if ctx.invoked_subcommand is not None:
@@ -43,8 +50,46 @@ def sim(
         if not loaded.evse:
             typer.echo(f"{site}: the site has no EVSE to simulate", err=True)
             raise typer.Exit(2)
+    if ocpp not in ("1.6", "2.0.1"):
+        typer.echo(f"--ocpp {ocpp}: expected 1.6 or 2.0.1", err=True)
+        raise typer.Exit(2)
+    if ocpp == "2.0.1":
+        if rate_unit not in ("A", "W", "A,W"):
+            typer.echo(f"--rate-unit {rate_unit}: expected A, W or A,W", err=True)
+            raise typer.Exit(2)
+        if password is not None:
+            typer.echo("--password is not supported with --ocpp 2.0.1 yet", err=True)
+            raise typer.Exit(2)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run201(url, loaded, count, speed, duration, seed, rate_unit, iso15118_share))
+        return
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(url, loaded, count, speed, duration, password, interval, seed))
+
+
+async def _run201(
+    url: str,
+    site: object,
+    count: int,
+    speed: float,
+    duration: float | None,
+    seed: int | None,
+    rate_unit: str,
+    iso15118_share: float,
+) -> None:
+    from evsite.sim.v201 import StationSpec, run_fleet
+    from evsite.site import topology
+    from evsite.site.model import Site
+
+    if isinstance(site, Site):
+        volts = topology.watts_per_amp(site.service.system, 1)
+        specs = [
+            StationSpec(e.id, len(e.connectors), e.max_current_a, rate_unit, line_voltage_v=volts) for e in site.evse
+        ]
+    else:
+        specs = [StationSpec(f"SIM{n:05d}", rate_unit=rate_unit) for n in range(1, count + 1)]
+    typer.echo(f"simulating {len(specs)} OCPP 2.0.1 stations against {url} at {speed:g}× speed")
+    await run_fleet(url, specs, speed, duration, seed, iso15118_share)
 
 
 async def _run(

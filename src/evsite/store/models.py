@@ -63,7 +63,7 @@ class Charger(Base):
     id: Mapped[str] = mapped_column(String(48), primary_key=True)
     in_site: Mapped[bool] = mapped_column(Boolean, default=False)
     registration_status: Mapped[str] = mapped_column(String(16), default="Pending")
-    vendor: Mapped[str | None] = mapped_column(String(20))
+    vendor: Mapped[str | None] = mapped_column(String(50))
     model: Mapped[str | None] = mapped_column(String(20))
     serial_number: Mapped[str | None] = mapped_column(String(25))
     charge_box_serial_number: Mapped[str | None] = mapped_column(String(25))
@@ -140,10 +140,10 @@ class IdTag(Base):
 
     __tablename__ = "ocpp_id_tags"
 
-    id_tag: Mapped[str] = mapped_column(String(20), primary_key=True)
+    id_tag: Mapped[str] = mapped_column(String(36), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="Accepted")
     expiry_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    parent_id_tag: Mapped[str | None] = mapped_column(String(20))
+    parent_id_tag: Mapped[str | None] = mapped_column(String(36))
     unit_id: Mapped[str | None] = mapped_column(String(48))
 
 
@@ -158,7 +158,7 @@ class Transaction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     charger_id: Mapped[str] = mapped_column(String(48), index=True)
     connector_id: Mapped[int] = mapped_column(Integer)
-    id_tag: Mapped[str] = mapped_column(String(20))
+    id_tag: Mapped[str] = mapped_column(String(36))
     auth_status: Mapped[str] = mapped_column(String(16))
     meter_start: Mapped[int] = mapped_column(BigInteger)
     start_time: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -166,8 +166,23 @@ class Transaction(Base):
     meter_stop: Mapped[int | None] = mapped_column(BigInteger)
     stop_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stop_reason: Mapped[str | None] = mapped_column(String(32))
-    stop_id_tag: Mapped[str | None] = mapped_column(String(20))
+    stop_id_tag: Mapped[str | None] = mapped_column(String(36))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StationTransaction(Base):
+    """An OCPP 2.0.1 transaction: the station's own transactionId (a string it chose) → ours.
+
+    Billing, the API and the load manager know transactions by our integer id; a 2.0.1 station names
+    them with its string in every TransactionEvent. The pair is stored before the station gets its
+    answer, so a replayed event after a crash finds the same transaction instead of starting another.
+    """
+
+    __tablename__ = "ocpp201_transactions"
+
+    charger_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    station_tx_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(Integer, unique=True)
 
 
 class SampleSeries(Base):
@@ -272,8 +287,8 @@ class Reservation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     charger_id: Mapped[str] = mapped_column(String(48), index=True)
     connector_id: Mapped[int] = mapped_column(Integer)
-    id_tag: Mapped[str] = mapped_column(String(20))
-    parent_id_tag: Mapped[str | None] = mapped_column(String(20))
+    id_tag: Mapped[str] = mapped_column(String(36))
+    parent_id_tag: Mapped[str | None] = mapped_column(String(36))
     expiry_date: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -33,6 +33,7 @@ PROFILES = table_of(m.ChargingProfileRecord)
 RESERVATIONS = table_of(m.Reservation)
 FIRMWARE = table_of(m.FirmwareEvent)
 FLAGS = table_of(m.DataFlag)
+STATION_TX = table_of(m.StationTransaction)
 
 
 async def _upsert(conn: AsyncConnection, table: Table, row: dict[str, Any], keys: Sequence[str]) -> None:
@@ -294,6 +295,31 @@ class OcppStore:
         self.samples.remember(ids)
         return stopped
 
+    # ------------------------------------------------------------------ OCPP 2.0.1 transaction ids
+
+    async def link_station_transaction(self, cp_id: str, station_tx_id: str, transaction_id: int) -> None:
+        """Remember which of our transactions a 2.0.1 station's transactionId names (idempotent)."""
+        row = {"charger_id": cp_id, "station_tx_id": station_tx_id, "transaction_id": transaction_id}
+        await self.writer.insert_ignore(STATION_TX, [row])
+
+    async def station_transaction(self, cp_id: str, station_tx_id: str) -> dict[str, Any] | None:
+        """Our transaction row for a 2.0.1 station's transactionId (None if we never saw it)."""
+        rows = await self._read(
+            select(TRANSACTIONS)
+            .join(STATION_TX, STATION_TX.c.transaction_id == TRANSACTIONS.c.id)
+            .where(STATION_TX.c.charger_id == cp_id, STATION_TX.c.station_tx_id == station_tx_id)
+        )
+        return dict(rows[0]._mapping) if rows else None
+
+    async def station_transaction_ids(self, cp_id: str) -> dict[int, str]:
+        """Our transaction id → the station's transactionId, for a 2.0.1 station's open transactions."""
+        rows = await self._read(
+            select(STATION_TX.c.transaction_id, STATION_TX.c.station_tx_id)
+            .join(TRANSACTIONS, STATION_TX.c.transaction_id == TRANSACTIONS.c.id)
+            .where(STATION_TX.c.charger_id == cp_id, TRANSACTIONS.c.stop_time.is_(None))
+        )
+        return {r.transaction_id: r.station_tx_id for r in rows}
+
     async def add_meter_values(self, rows: Sequence[dict[str, Any]], flags: Sequence[dict[str, Any]] = ()) -> None:
         """Store sampled values (rows as `meter_values` returns them) and their plausibility flags in one
         transaction; returns once committed."""
@@ -373,10 +399,12 @@ class OcppStore:
         self, cp_id: str, connector_id: int, profile: dict[str, Any], limit: float, status: str
     ) -> None:
         schedule = profile["chargingSchedule"]
+        if isinstance(schedule, list):  # OCPP 2.0.1: a list of schedules, the profile id in `id`
+            schedule = schedule[0]
         row = {
             "charger_id": cp_id,
             "connector_id": connector_id,
-            "profile_id": profile["chargingProfileId"],
+            "profile_id": profile["chargingProfileId"] if "chargingProfileId" in profile else profile["id"],
             "stack_level": profile["stackLevel"],
             "purpose": profile["chargingProfilePurpose"],
             "rate_unit": schedule["chargingRateUnit"],
