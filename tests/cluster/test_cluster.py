@@ -1,0 +1,168 @@
+"""A cluster of evsite nodes on the real NATS server (#16): ownership, leadership, fencing, failover.
+
+Each node is a whole `running_site` stack in this process (its own OCPP port, SQLite store and NATS
+connection); the charger is the `ocpp` package's v16 ChargePoint over a real WebSocket. Every test uses
+its own namespace, so its buckets and stream are its own; they are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from evsite.cluster import ClusterSettings
+from evsite.cluster.names import Names
+from evsite.ocpp.server import ServerSettings
+from evsite.runtime.stack import RunningSite, StackOptions, running_site
+from evsite.site import Site, load_site
+from tests.conftest import EXAMPLES
+
+pytestmark = [pytest.mark.slow]
+
+LEASE_S = 3.0
+RETRY_S = 0.5
+
+
+def fast_site() -> Site:
+    site = load_site(EXAMPLES / "workplace-20.yaml")
+    site.evse = site.evse[:4]  # four 48 A ports on the 200 A allocation: room for all, even unheard-of ones
+    site.control.cycle_s = 0.3
+    site.control.call_timeout_s = 5.0
+    return site
+
+
+class Charger(ChargePoint):
+    """A conforming 1.6 charger that records every charging profile it is sent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.profiles: list[dict[str, Any]] = []
+
+    @on(Action.get_configuration)
+    async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
+        return call_result.GetConfiguration(
+            configuration_key=[
+                {"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "3"},
+                {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Current"},
+                {"key": "ChargingScheduleMaxPeriods", "readonly": True, "value": "24"},
+                {"key": "SupportedFeatureProfiles", "readonly": True, "value": "Core,SmartCharging,RemoteTrigger"},
+            ]
+        )
+
+    @on(Action.set_charging_profile)
+    async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        self.profiles.append({"connector_id": connector_id, **cs_charging_profiles})
+        return call_result.SetChargingProfile(status="Accepted")
+
+    @on(Action.trigger_message)
+    async def on_trigger_message(self, requested_message: str, **_: Any) -> Any:
+        return call_result.TriggerMessage(status="Accepted")
+
+    def tx_limits(self) -> list[float]:
+        """The limits of the TxProfiles received (the load manager's setpoints), in order."""
+        return [
+            float(p["charging_schedule"]["charging_schedule_period"][0]["limit"])
+            for p in self.profiles
+            if p["charging_profile_purpose"] == "TxProfile"
+        ]
+
+
+@contextlib.asynccontextmanager
+async def node(tmp_path: Path, nats_url: str, namespace: str, name: str) -> AsyncIterator[RunningSite]:
+    options = StackOptions(
+        site=fast_site(),
+        db_url=f"sqlite+aiosqlite:///{tmp_path / name}.db",
+        ocpp=ServerSettings(port=0, call_timeout_s=5.0, reconnect_setup_delay_s=0.1),
+        api_port=None,
+        integrations=False,
+        sqlite_synchronous="NORMAL",
+        id_tags=[{"id_tag": "CARD-1", "status": "Accepted"}],
+        cluster=ClusterSettings(nats_url, node_id=name, lease_s=LEASE_S, retry_s=RETRY_S, namespace=namespace),
+    )
+    async with running_site(options) as running:
+        yield running
+
+
+@pytest.fixture
+async def namespace(nats_url: str) -> AsyncIterator[str]:
+    import nats
+
+    ns = "t" + uuid.uuid4().hex[:12]
+    yield ns
+    names = Names(ns)
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for bucket in (names.owners_bucket, names.leaders_bucket, names.nodes_bucket):
+        with contextlib.suppress(Exception):
+            await js.delete_key_value(bucket)
+    with contextlib.suppress(Exception):
+        await js.delete_stream(names.events_stream)
+    await nc.close()
+
+
+async def until(check: Any, timeout: float, what: str) -> float:
+    """Poll `check` until true; the seconds it took. Fails after `timeout`."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+def leads(running: RunningSite) -> bool:
+    return running.election is not None and running.election.holds()
+
+
+def url(running: RunningSite, cp_id: str) -> str:
+    return f"ws://127.0.0.1:{running.central.port}/ocpp/{cp_id}"
+
+
+@contextlib.asynccontextmanager
+async def charging(running: RunningSite, cp_id: str = "WP-01") -> AsyncIterator[tuple[Charger, ClientConnection]]:
+    """A charger connected to `running`, booted, with an EV charging in a transaction."""
+    async with connect(url(running, cp_id), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        cp = Charger(cp_id, ws, response_timeout=5)
+        task = asyncio.create_task(cp.start())
+        try:
+            await cp.call(call.BootNotification(charge_point_model="Pro 48", charge_point_vendor="ExampleCharge"))
+            await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
+            stamp = datetime.now(UTC).isoformat()
+            await cp.call(call.StartTransaction(connector_id=1, id_tag="CARD-1", meter_start=0, timestamp=stamp))
+            await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+            yield cp, ws
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await task
+
+
+async def test_a_charger_on_one_node_gets_setpoints_from_the_leader_on_another(
+    tmp_path: Path, nats_url: str, namespace: str
+) -> None:
+    async with node(tmp_path, nats_url, namespace, "b") as b:
+        await until(lambda: leads(b), 5, "first node leads")
+        async with node(tmp_path, nats_url, namespace, "a") as a:
+            await asyncio.sleep(2 * RETRY_S)
+            assert not leads(a) and a.election is not None and a.election.terms == 0  # one leader per site
+            async with charging(a) as (cp, _):
+                await until(lambda: bool(cp.tx_limits()), 10, "a setpoint from the leader on the other node")
+                assert a.gateway is not None and "WP-01" in a.gateway.claims
+                assert "WP-01" not in b.central.sessions  # the socket is on a, the load manager on b
+                # The leader computed it: one charging EV on a 200 A allocation gets its 48 A port maximum.
+                assert cp.tx_limits()[-1] == 48.0
+                assert b.election is not None and a.gateway.epoch == b.election.epoch
