@@ -73,11 +73,11 @@ class Charger(ChargePoint):
         return call_result.TriggerMessage(status="Accepted")
 
     def tx_limits(self) -> list[float]:
-        """The limits of the TxProfiles received (the load manager's setpoints), in order."""
+        """The load manager's setpoints received, in order (TxProfile in a transaction, else TxDefaultProfile)."""
         return [
             float(p["charging_schedule"]["charging_schedule_period"][0]["limit"])
             for p in self.profiles
-            if p["charging_profile_purpose"] == "TxProfile"
+            if p["charging_profile_purpose"] in ("TxProfile", "TxDefaultProfile")
         ]
 
 
@@ -166,3 +166,98 @@ async def test_a_charger_on_one_node_gets_setpoints_from_the_leader_on_another(
                 # The leader computed it: one charging EV on a 200 A allocation gets its 48 A port maximum.
                 assert cp.tx_limits()[-1] == 48.0
                 assert b.election is not None and a.gateway.epoch == b.election.epoch
+
+
+async def owner_of(running: RunningSite, cp_id: str) -> str | None:
+    from evsite.cluster.names import owner_key
+
+    assert running.gateway is not None and running.gateway.node.owners is not None
+    try:
+        entry = await running.gateway.node.owners.get(owner_key(running.options.site.name, cp_id))
+    except Exception:
+        return None
+    return None if entry.value is None else orjson.loads(entry.value)["node"]
+
+
+async def test_reconnecting_to_another_node_moves_ownership_and_closes_the_old_socket(
+    tmp_path: Path, nats_url: str, namespace: str
+) -> None:
+    async with node(tmp_path, nats_url, namespace, "a") as a, node(tmp_path, nats_url, namespace, "b") as b:
+        await until(lambda: leads(a) or leads(b), 5, "a leader")
+        async with charging(a) as (_, old_ws):
+            await until(lambda: a.gateway is not None and "WP-01" in a.gateway.claims, 5, "a holds WP-01")
+            assert await owner_of(a, "WP-01") == "a"
+            async with charging(b) as (cp, _):
+                took = await until(lambda: old_ws.close_code is not None, 5, "a closes its stale socket")
+                assert old_ws.close_code == 1000 and "node b" in (old_ws.close_reason or "")
+                assert await owner_of(a, "WP-01") == "b"
+                assert a.gateway is not None and "WP-01" not in a.gateway.claims
+                assert "WP-01" not in a.central.sessions and "WP-01" in b.central.sessions
+                # The leader's commands now reach the charger through b, whichever node leads.
+                from evsite.cluster import LeaderCommands
+
+                leader = a if leads(a) else b
+                assert leader.election is not None
+                assert await LeaderCommands(leader.election).set_connector_limit("WP-01", 1, 20.0)
+                assert cp.tx_limits()[-1] == 20.0
+                print(f"old socket closed {took:.3f} s after the new connection had booted")
+            # The charger leaves b: b deletes its record (compare-and-set on its own revision).
+            await until(lambda: "WP-01" not in b.central.sessions, 5, "b sees the close")
+            await asyncio.sleep(0.3)
+            assert await owner_of(b, "WP-01") is None
+
+
+async def test_a_dead_leader_is_replaced_within_the_lease_and_its_late_setpoints_are_refused(
+    tmp_path: Path, nats_url: str, namespace: str
+) -> None:
+    import nats
+
+    async with node(tmp_path, nats_url, namespace, "b") as b:
+        await until(lambda: leads(b), 5, "b leads")
+        async with node(tmp_path, nats_url, namespace, "a") as a, charging(a) as (cp, _):
+            await until(lambda: bool(cp.tx_limits()), 10, "a setpoint from b")
+            assert a.election is not None and b.election is not None and b.gateway is not None
+            old_epoch, before = b.election.epoch, len(cp.tx_limits())
+            # b dies as far as the cluster can tell: its NATS link is gone, it renews nothing, hands nothing back.
+            await b.gateway.node.client.close()
+            failover = await until(lambda: leads(a), LEASE_S + RETRY_S + 2.0, "a takes the site over")
+            assert a.election.epoch > old_epoch
+            # The new term re-dispatches: a fresh setpoint for the charger, carrying the new epoch.
+            await until(lambda: len(cp.tx_limits()) > before, 5, "the new leader's first setpoint")
+            assert a.gateway is not None and a.gateway.epoch == a.election.epoch
+            print(f"failover {failover:.2f} s (lease {LEASE_S} s, retry {RETRY_S} s)")
+
+            # A late setpoint of the old leader (its epoch) reaches the gateway: refused, never applied.
+            profiles = len(cp.profiles)
+            nc = await nats.connect(nats_url)
+            try:
+                subject = a.gateway.node.names.command_subject(a.options.site.name, "WP-01")
+                stale = orjson.dumps({"connector_id": 1, "limit_a": 48.0, "epoch": old_epoch})
+                reply = orjson.loads((await nc.request(subject, stale, timeout=5)).data)
+                assert reply["accepted"] is False and "stale epoch" in reply["detail"]
+                assert a.gateway.refused == 1
+                # The same command with the current epoch is applied: the refusal was the epoch, nothing else.
+                fresh = orjson.dumps({"connector_id": 1, "limit_a": 20.0, "epoch": a.election.epoch})
+                assert orjson.loads((await nc.request(subject, fresh, timeout=5)).data)["accepted"] is True
+            finally:
+                await nc.close()
+            assert cp.tx_limits()[-1] == 20.0
+            assert all(
+                float(p["charging_schedule"]["charging_schedule_period"][0]["limit"]) != 48.0
+                for p in cp.profiles[profiles:]
+                if p["charging_profile_purpose"] in ("TxProfile", "TxDefaultProfile")
+            )
+
+
+async def test_a_leader_that_cannot_renew_stops_sending_at_once(tmp_path: Path, nats_url: str, namespace: str) -> None:
+    async with node(tmp_path, nats_url, namespace, "b") as b:
+        await until(lambda: leads(b), 5, "b leads")
+        election = b.election
+        assert election is not None
+        from evsite.cluster import LeaderCommands
+
+        commands = LeaderCommands(election)
+        # Its lease runs out locally (a paused process wakes up after lease_s): nothing goes out any more.
+        election._valid_until = 0.0
+        assert not election.holds()
+        assert await commands.set_connector_limit("WP-01", 1, 48.0) is False

@@ -28,7 +28,7 @@ from nats.js.errors import KeyWrongLastSequenceError
 from evsite.cluster import codec, names
 from evsite.cluster.node import ClusterNode
 from evsite.errors import InputError
-from evsite.runtime.events import ChargerCommands, EventBus, SetpointResult
+from evsite.runtime.events import ChargerCommands, ChargerConnected, EventBus, SetpointResult
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ class Gateway:
         self._loops: list[asyncio.Task[None]] = []
         self._subs: list[Subscription] = []
         self._lock: dict[str, asyncio.Lock] = {}
+        self._taken: set[str] = set()
+        """Chargers another node took over: their disconnect here is not news for the leader."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -176,6 +178,7 @@ class Gateway:
                 owner = None
             if owner != self.node_id:
                 log.info("%s: taken over by node %s; closing our connection", cp_id, owner)
+                self._taken.add(cp_id)
                 await self._release(cp_id, claim.conn)
                 self._spawn(claim.close(f"charger reconnected to node {owner}"), f"cluster-close-{cp_id}")
 
@@ -245,6 +248,13 @@ class Gateway:
                 parts = codec.subject_parts(event)
                 if parts is None:
                     continue
+                if isinstance(event, ChargerConnected):
+                    if event.connected:
+                        self._taken.discard(event.charge_point_id)
+                    elif event.charge_point_id in self._taken:
+                        # Its new node said "connected" already; our late "disconnected" must not undo that.
+                        self._taken.discard(event.charge_point_id)
+                        continue
                 try:
                     # Core publish into the stream's subjects: JetStream stores it without a round trip each.
                     await nc.publish(n.events_subject(self.site, *parts), codec.encode(event))
