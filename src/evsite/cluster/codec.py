@@ -85,9 +85,7 @@ def _fits(value: Any, hint: Any) -> bool:
     if origin is typing.Literal:
         return value in args
     if origin is dict:
-        return isinstance(value, dict) and all(
-            _fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items()
-        )
+        return isinstance(value, dict) and all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
     if hint is type(None):
         return value is None
     if hint is float:

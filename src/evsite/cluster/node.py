@@ -56,6 +56,7 @@ class ClusterSettings:
             object.__setattr__(self, "node_id", default_node_id())
         if self.lease_s < 1.0 or self.retry_s <= 0 or self.retry_s > self.lease_s:
             raise ValueError("cluster lease must be ≥ 1 s and the retry period in (0, lease]")
+        names.Names(self.namespace)  # raises ValueError for a namespace NATS cannot carry
 
     @property
     def renew_s(self) -> float:
@@ -82,9 +83,18 @@ class ClusterNode:
     async def start(self) -> None:
         s = self.settings
         # Keep reconnecting for ever: a NATS outage degrades the cluster, it must not stop the node.
-        self.nc = await nats.connect(
-            s.nats_url, name=f"evsite {self.node_id}", max_reconnect_attempts=-1, reconnect_time_wait=0.5
-        )
+        try:
+            # Bounded at start (with unlimited reconnects nats-py would retry the first connect for ever).
+            connect = nats.connect(
+                s.nats_url,
+                name=f"evsite {self.node_id}",
+                connect_timeout=3,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+            )
+            self.nc = await asyncio.wait_for(connect, 10)
+        except Exception as exc:  # NoServersError, bad URL: say which service is missing
+            raise ConnectionError(f"cannot reach NATS at {s.nats_url}: {exc!r}") from None
         self.js = self.nc.jetstream(timeout=5.0)
         self.owners = await self._bucket(self.names.owners_bucket, ttl=None, history=1)
         self.leaders = await self._bucket(self.names.leaders_bucket, ttl=s.lease_s, history=1)

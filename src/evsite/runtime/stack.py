@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from evsite.api.live import LiveState
-    from evsite.cluster import ClusterSettings, Election, Gateway
     from evsite.api.runtime import DrEvent as ApiDrEvent
     from evsite.api.runtime import SiteRuntime
+    from evsite.cluster import ClusterSettings, Election, Gateway
     from evsite.control.loop import ControlLoop
     from evsite.grid.openadr import Ven
     from evsite.ocpp.server import CentralSystem, ServerSettings

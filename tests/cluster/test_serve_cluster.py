@@ -1,0 +1,117 @@
+"""`evsite serve --cluster`: N processes with the same command form a cluster; kill -9 the leader and
+another process leads the site within the lease; `evsite cluster status` shows who leads.
+
+Real processes, real NATS, SIGKILL (no clean-up code runs in the killed process)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, free_port
+from tests.runtime.test_serve import evsite_cli, wait_for_line
+
+pytestmark = pytest.mark.slow
+
+LEASE_S = 3
+
+
+@contextlib.contextmanager
+def serve_node(tmp_path: Path, nats_url: str, namespace: str, node_id: str) -> Iterator[subprocess.Popen[str]]:
+    args = [
+        sys.executable, "-c", "from evsite.cli import app; app()", "serve", str(EXAMPLES / "workplace-20.yaml"),
+        "--ocpp-port", str(free_port()), "--api-port", "0", "--db", f"sqlite+aiosqlite:///{tmp_path / node_id}.db",
+        "--no-integrations", "--log-level", "WARNING", "--cluster", nats_url, "--node-id", node_id,
+        "--cluster-lease", str(LEASE_S), "--cluster-namespace", namespace,
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def status(nats_url: str, namespace: str) -> dict:
+    out = await evsite_cli("cluster", "status", "--cluster", nats_url, "--namespace", namespace, "--json")
+    return json.loads(out)
+
+
+async def leader(nats_url: str, namespace: str) -> tuple[str | None, int]:
+    """The site's leader and epoch, read in-process (a CLI run per poll would blur the failover time)."""
+    import nats
+
+    from evsite.cluster.status import cluster_status
+
+    nc = await nats.connect(nats_url)
+    try:
+        sites = (await cluster_status(nc, namespace))["sites"]
+    finally:
+        await nc.close()
+    info = sites.get("Workplace charging, 20 ports", {})
+    return info.get("leader"), int(info.get("epoch") or 0)
+
+
+async def test_kill_9_the_leader_process_and_another_leads_within_the_lease(tmp_path: Path, nats_url: str) -> None:
+    import nats
+
+    namespace = "s" + uuid.uuid4().hex[:12]
+    try:
+        with serve_node(tmp_path, nats_url, namespace, "one") as one:
+            line = (await wait_for_line(one, r"cluster: node (\S+)")).group(1)
+            assert line == "one"
+            with serve_node(tmp_path, nats_url, namespace, "two") as two:
+                await wait_for_line(two, r"cluster: node two")
+                first, epoch = await leader(nats_url, namespace)
+                assert first == "one" and epoch > 0
+                shown = await status(nats_url, namespace)  # `evsite cluster status --json`
+                assert set(shown["nodes"]) == {"one", "two"}
+                assert shown["sites"]["Workplace charging, 20 ports"] == {"leader": "one", "epoch": epoch}
+                one.kill()  # SIGKILL: no hand-over, the lease has to run out
+                one.wait()
+                killed = time.monotonic()
+                while True:
+                    now_leader, new_epoch = await leader(nats_url, namespace)
+                    if now_leader == "two":
+                        break
+                    assert time.monotonic() - killed < LEASE_S + 1 + 10, "no new leader"
+                    await asyncio.sleep(0.1)
+                took = time.monotonic() - killed
+                assert new_epoch > epoch
+                # Bound: the lease (counted from the dead node's last renewal) + one retry period + slack for
+                # this loaded 2-core machine.
+                assert took <= LEASE_S + 1 + 2, took
+                print(f"new leader {took:.2f} s after kill -9 (lease {LEASE_S} s)")
+    finally:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        for bucket in ("owners", "leaders", "nodes"):
+            with contextlib.suppress(Exception):
+                await js.delete_key_value(f"{namespace}_{bucket}")
+        with contextlib.suppress(Exception):
+            await js.delete_stream(f"{namespace.upper()}_EVENTS")
+        await nc.close()
+
+
+async def test_serve_without_nats_says_which_service_is_missing(tmp_path: Path) -> None:
+    out = await evsite_cli(
+        "serve", str(EXAMPLES / "residential.yaml"), "--ocpp-port", str(free_port()), "--api-port", "0",
+        "--db", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "--no-integrations", "--cluster", "nats://127.0.0.1:1",
+        ok=2,
+    )  # fmt: skip
+    assert "cannot reach NATS at nats://127.0.0.1:1" in out
