@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,10 +27,10 @@ LEASE_S = 3
 
 
 @contextlib.contextmanager
-def serve_node(tmp_path: Path, nats_url: str, namespace: str, node_id: str) -> Iterator[subprocess.Popen[str]]:
+def serve_node(db_url: str, nats_url: str, namespace: str, node_id: str) -> Iterator[subprocess.Popen[str]]:
     args = [
         sys.executable, "-c", "from evsite.cli import app; app()", "serve", str(EXAMPLES / "workplace-20.yaml"),
-        "--ocpp-port", str(free_port()), "--api-port", "0", "--db", f"sqlite+aiosqlite:///{tmp_path / node_id}.db",
+        "--ocpp-port", str(free_port()), "--api-port", "0", "--db", db_url,
         "--no-integrations", "--log-level", "WARNING", "--cluster", nats_url, "--node-id", node_id,
         "--cluster-lease", str(LEASE_S), "--cluster-namespace", namespace,
     ]  # fmt: skip
@@ -67,36 +67,29 @@ async def leader(nats_url: str, namespace: str) -> tuple[str | None, int]:
     return info.get("leader"), int(info.get("epoch") or 0)
 
 
-async def test_kill_9_the_leader_process_and_another_leads_within_the_lease(tmp_path: Path, nats_url: str) -> None:
+@contextlib.asynccontextmanager
+async def scratch_database(url: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database (the CLI takes a URL, not a schema), dropped afterwards."""
+    import asyncpg
+
+    name = "evsite_" + uuid.uuid4().hex[:12]
+    dsn = url.replace("postgresql+asyncpg", "postgresql")
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_kill_9_the_leader_process_and_another_leads_within_the_lease(nats_url: str, postgres_url: str) -> None:
     import nats
 
     namespace = "s" + uuid.uuid4().hex[:12]
     try:
-        with serve_node(tmp_path, nats_url, namespace, "one") as one:
-            line = (await wait_for_line(one, r"cluster: node (\S+)")).group(1)
-            assert line == "one"
-            with serve_node(tmp_path, nats_url, namespace, "two") as two:
-                await wait_for_line(two, r"cluster: node two")
-                first, epoch = await leader(nats_url, namespace)
-                assert first == "one" and epoch > 0
-                shown = await status(nats_url, namespace)  # `evsite cluster status --json`
-                assert set(shown["nodes"]) == {"one", "two"}
-                assert shown["sites"]["Workplace charging, 20 ports"] == {"leader": "one", "epoch": epoch}
-                one.kill()  # SIGKILL: no hand-over, the lease has to run out
-                one.wait()
-                killed = time.monotonic()
-                while True:
-                    now_leader, new_epoch = await leader(nats_url, namespace)
-                    if now_leader == "two":
-                        break
-                    assert time.monotonic() - killed < LEASE_S + 1 + 10, "no new leader"
-                    await asyncio.sleep(0.1)
-                took = time.monotonic() - killed
-                assert new_epoch > epoch
-                # Bound: the lease (counted from the dead node's last renewal) + one retry period + slack for
-                # this loaded 2-core machine.
-                assert took <= LEASE_S + 1 + 2, took
-                print(f"new leader {took:.2f} s after kill -9 (lease {LEASE_S} s)")
+        async with scratch_database(postgres_url) as db:
+            await kill_the_leader(db, nats_url, namespace)
     finally:
         nc = await nats.connect(nats_url)
         js = nc.jetstream()
@@ -108,10 +101,46 @@ async def test_kill_9_the_leader_process_and_another_leads_within_the_lease(tmp_
         await nc.close()
 
 
-async def test_serve_without_nats_says_which_service_is_missing(tmp_path: Path) -> None:
+async def kill_the_leader(db: str, nats_url: str, namespace: str) -> None:
+    with serve_node(db, nats_url, namespace, "one") as one:
+        line = (await wait_for_line(one, r"cluster: node (\S+)")).group(1)
+        assert line == "one"
+        with serve_node(db, nats_url, namespace, "two") as two:
+            await wait_for_line(two, r"cluster: node two")
+            first, epoch = await leader(nats_url, namespace)
+            assert first == "one" and epoch > 0
+            shown = await status(nats_url, namespace)  # `evsite cluster status --json`
+            assert set(shown["nodes"]) == {"one", "two"}
+            assert shown["sites"]["Workplace charging, 20 ports"] == {"leader": "one", "epoch": epoch}
+            one.kill()  # SIGKILL: no hand-over, the lease has to run out
+            one.wait()
+            killed = time.monotonic()
+            while True:
+                now_leader, new_epoch = await leader(nats_url, namespace)
+                if now_leader == "two":
+                    break
+                assert time.monotonic() - killed < LEASE_S + 1 + 10, "no new leader"
+                await asyncio.sleep(0.1)
+            took = time.monotonic() - killed
+            assert new_epoch > epoch
+            # Bound: the lease (counted from the dead node's last renewal) + one retry period + slack for
+            # this loaded 2-core machine.
+            assert took <= LEASE_S + 1 + 2, took
+            print(f"new leader {took:.2f} s after kill -9 (lease {LEASE_S} s)")
+
+
+async def test_serve_cluster_refuses_a_database_of_its_own(tmp_path: Path) -> None:
     out = await evsite_cli(
-        "serve", str(EXAMPLES / "residential.yaml"), "--ocpp-port", str(free_port()), "--api-port", "0",
-        "--db", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "--no-integrations", "--cluster", "nats://127.0.0.1:1",
-        ok=2,
+        "serve", str(EXAMPLES / "residential.yaml"), "--api-port", "0",
+        "--db", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "--cluster", "nats://127.0.0.1:4222", ok=2,
     )  # fmt: skip
+    assert "a cluster needs --db postgresql" in out
+
+
+async def test_serve_without_nats_says_which_service_is_missing(postgres_url: str) -> None:
+    async with scratch_database(postgres_url) as db:
+        out = await evsite_cli(
+            "serve", str(EXAMPLES / "residential.yaml"), "--ocpp-port", str(free_port()), "--api-port", "0",
+            "--db", db, "--no-integrations", "--cluster", "nats://127.0.0.1:1", ok=2,
+        )  # fmt: skip
     assert "cannot reach NATS at nats://127.0.0.1:1" in out

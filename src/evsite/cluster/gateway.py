@@ -93,6 +93,11 @@ class Gateway:
     async def start(self) -> None:
         nc, n = self.node.client, self.node.names
         assert self.node.owners is not None and self.node.leaders is not None
+        # Know the site's current epoch before the first charger is served (the watch delivers it later).
+        with contextlib.suppress(Exception):
+            entry = await self.node.leaders.get(names.leader_key(self.site))
+            if entry.value is not None:
+                self.note_epoch(leader_epoch(entry.value, entry.revision or 0))
         owners = await self.node.owners.watch(f"{names.token(self.site)}.>", ignore_deletes=True)
         leaders = await self.node.leaders.watch(names.leader_key(self.site), ignore_deletes=True)
         self._loops = [

@@ -134,6 +134,10 @@ def serve(
     if cluster is not None:
         from evsite.cluster import ClusterSettings
 
+        if not (db or "").startswith("postgresql"):
+            # Every node assigns transaction ids and stores what its chargers send: one database for all.
+            raise typer.BadParameter("a cluster needs --db postgresql+asyncpg://… shared by every node")
+
         try:
             cluster_settings = ClusterSettings(
                 cluster,
