@@ -194,11 +194,7 @@ async def test_reconnecting_to_another_node_moves_ownership_and_closes_the_old_s
                 assert a.gateway is not None and "WP-01" not in a.gateway.claims
                 assert "WP-01" not in a.central.sessions and "WP-01" in b.central.sessions
                 # The leader's commands now reach the charger through b, whichever node leads.
-                from evsite.cluster import LeaderCommands
-
-                leader = a if leads(a) else b
-                assert leader.election is not None
-                assert await LeaderCommands(leader.election).set_connector_limit("WP-01", 1, 20.0)
+                assert await leader_commands(a if leads(a) else b).set_connector_limit("WP-01", 1, 20.0)
                 assert cp.tx_limits()[-1] == 20.0
                 print(f"old socket closed {took:.3f} s after the new connection had booted")
             # The charger leaves b: b deletes its record (compare-and-set on its own revision).
@@ -254,10 +250,77 @@ async def test_a_leader_that_cannot_renew_stops_sending_at_once(tmp_path: Path, 
         await until(lambda: leads(b), 5, "b leads")
         election = b.election
         assert election is not None
-        from evsite.cluster import LeaderCommands
-
-        commands = LeaderCommands(election)
+        commands = leader_commands(b)
         # Its lease runs out locally (a paused process wakes up after lease_s): nothing goes out any more.
         election._valid_until = 0.0
         assert not election.holds()
         assert await commands.set_connector_limit("WP-01", 1, 48.0) is False
+
+
+@contextlib.asynccontextmanager
+async def private_nats(tmp_path: Path) -> AsyncIterator[tuple[str, Any]]:
+    """A NATS server of this test's own (the shared one on 4222 must not be restarted); yields its URL and a
+    restart function."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import free_port
+
+    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    if not Path(binary).exists():
+        pytest.skip("nats-server binary not installed (needed to restart NATS in a test)")
+    port, store = free_port(), tmp_path / "jetstream"
+    args = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    async def start() -> None:
+        procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from tests.conftest import port_open
+
+        await until(lambda: port_open("127.0.0.1", port, 0.1), 10, "private nats-server up")
+
+    def stop() -> None:
+        procs[-1].terminate()
+        procs[-1].wait(10)
+
+    await start()
+    try:
+        yield f"nats://127.0.0.1:{port}", (stop, start)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+async def test_nats_outage_no_raises_then_full_recovery(tmp_path: Path, nats_url: str) -> None:
+    async with private_nats(tmp_path) as (url, (stop_nats, start_nats)), node(tmp_path, url, "evsite", "b") as b:
+        await until(lambda: leads(b), 5, "b leads")
+        async with node(tmp_path, url, "evsite", "a") as a, charging(a) as (cp, ws):
+            await until(lambda: bool(cp.tx_limits()), 10, "a setpoint from b")
+            assert b.election is not None and a.election is not None
+            epoch, seen = b.election.epoch, len(cp.tx_limits())
+            highest = max(cp.tx_limits())
+
+            stop_nats()
+            lost = await until(lambda: not leads(a) and not leads(b), LEASE_S + 1, "no node leads without NATS")
+            # The charger keeps its socket and its last setpoint; nothing is sent to it while NATS is down.
+            await asyncio.sleep(1.0)
+            assert ws.close_code is None
+            assert len(cp.tx_limits()) == seen
+            assert not await leader_commands(b).set_connector_limit("WP-01", 1, 48.0)
+
+            await start_nats()
+            back = await until(lambda: leads(a) or leads(b), 20, "a leader again after NATS returns")
+            leader = a if leads(a) else b
+            assert leader.election is not None and leader.election.epoch > epoch
+            await until(lambda: len(cp.tx_limits()) > seen, 10, "the new term's setpoints reach the charger")
+            assert max(cp.tx_limits()) <= highest
+            print(f"leadership dropped {lost:.2f} s after NATS stopped; back {back:.2f} s after it restarted")
+
+
+def leader_commands(running: RunningSite) -> Any:
+    from evsite.cluster import LeaderCommands
+
+    assert running.election is not None
+    return LeaderCommands(running.election)

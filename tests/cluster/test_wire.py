@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("nats", reason="nats-py (the [cluster] extra) is not installed")
 
-from evsite.cluster import ClusterSettings  # noqa: E402
-from evsite.cluster.codec import decode, encode  # noqa: E402
-from evsite.cluster.gateway import leader_epoch, parse_command  # noqa: E402
-from evsite.cluster.names import Names, owner_key, token, untoken  # noqa: E402
-from evsite.errors import InputError  # noqa: E402
-from evsite.runtime.events import ChargerConnected, MeterSample, SetpointResult, SiteSignal  # noqa: E402
+from evsite.cluster import ClusterSettings
+from evsite.cluster.codec import decode, encode
+from evsite.cluster.gateway import leader_epoch, parse_command
+from evsite.cluster.names import Names, owner_key, token, untoken
+from evsite.errors import InputError
+from evsite.runtime.events import ChargerConnected, MeterSample, SetpointResult, SiteSignal
 
 
 @pytest.mark.parametrize("cp_id", ["WP-01", "a.b", "*", ">", "with space", "ünï", "=41", "x" * 48])
@@ -58,7 +58,8 @@ def test_events_round_trip() -> None:
         b'{"type": "MeterSample", "source": "x", "connector_id": 1}',  # no time
         b'{"type": "MeterSample", "source": "x", "connector_id": 1, "at": "2026-12-07T12:00:00"}',  # naive
         b'{"type": "MeterSample", "source": "x", "connector_id": "1", "at": "2026-12-07T12:00:00Z"}',
-        b'{"type": "MeterSample", "source": "x", "connector_id": 1, "at": "2026-12-07T12:00:00Z", "current_a": {"L1": "9"}}',
+        b'{"type": "MeterSample", "source": "x", "connector_id": 1, "at": "2026-12-07T12:00:00Z",'
+        b' "current_a": {"L1": "9"}}',
         b'{"type": "MeterSample", "source": "x", "connector_id": 1, "at": "2026-12-07T12:00:00Z", "evil": 1}',
         b'{"type": "SiteSignal", "kind": "free_power", "node": "MSB", "current_a": {}, "source": "x",'
         b' "at": "2026-12-07T12:00:00Z"}',
