@@ -63,6 +63,10 @@ class Charger(ChargePoint):
             ]
         )
 
+    @on(Action.change_configuration)
+    async def on_change_configuration(self, key: str, value: str) -> Any:
+        return call_result.ChangeConfiguration(status="Accepted")
+
     @on(Action.set_charging_profile)
     async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
         self.profiles.append({"connector_id": connector_id, **cs_charging_profiles})
