@@ -86,16 +86,20 @@ class Charger(ChargePoint):
 
 
 @contextlib.asynccontextmanager
-async def node(tmp_path: Path, nats_url: str, namespace: str, name: str) -> AsyncIterator[RunningSite]:
+async def node(
+    tmp_path: Path, nats_url: str, namespace: str, name: str, *, lead: bool = True, db_url: str | None = None
+) -> AsyncIterator[RunningSite]:
     options = StackOptions(
         site=fast_site(),
-        db_url=f"sqlite+aiosqlite:///{tmp_path / name}.db",
+        db_url=db_url or f"sqlite+aiosqlite:///{tmp_path / name}.db",
         ocpp=ServerSettings(port=0, call_timeout_s=5.0, reconnect_setup_delay_s=0.1),
         api_port=None,
         integrations=False,
         sqlite_synchronous="NORMAL",
         id_tags=[{"id_tag": "CARD-1", "status": "Accepted"}],
-        cluster=ClusterSettings(nats_url, node_id=name, lease_s=LEASE_S, retry_s=RETRY_S, namespace=namespace),
+        cluster=ClusterSettings(
+            nats_url, node_id=name, lease_s=LEASE_S, retry_s=RETRY_S, namespace=namespace, lead=lead
+        ),
     )
     async with running_site(options) as running:
         yield running

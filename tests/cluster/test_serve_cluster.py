@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.test_cluster import charging, node, until
 from tests.conftest import EXAMPLES, free_port
 from tests.runtime.test_serve import evsite_cli, wait_for_line
 
@@ -26,10 +28,22 @@ pytestmark = pytest.mark.slow
 LEASE_S = 3
 
 
+def four_port_site(directory: Path) -> Path:
+    """workplace-20 with its first four EVSE only, as `tests.cluster.test_cluster.fast_site` builds it: all four
+    fit the allocation even while unheard of, so a charging EV gets a setpoint at once."""
+    lines = (EXAMPLES / "workplace-20.yaml").read_text().splitlines(keepends=True)
+    dropped = [f"  - {{id: WP-{n:02d}," for n in range(5, 21)]
+    path = directory / "four-ports.yaml"
+    path.write_text("".join(line for line in lines if not line.startswith(tuple(dropped))))
+    return path
+
+
 @contextlib.contextmanager
-def serve_node(db_url: str, nats_url: str, namespace: str, node_id: str) -> Iterator[subprocess.Popen[str]]:
+def serve_node(
+    db_url: str, nats_url: str, namespace: str, node_id: str, site: Path = EXAMPLES / "workplace-20.yaml"
+) -> Iterator[subprocess.Popen[str]]:
     args = [
-        sys.executable, "-c", "from evsite.cli import app; app()", "serve", str(EXAMPLES / "workplace-20.yaml"),
+        sys.executable, "-c", "from evsite.cli import app; app()", "serve", str(site),
         "--ocpp-port", str(free_port()), "--api-port", "0", "--db", db_url,
         "--no-integrations", "--log-level", "WARNING", "--cluster", nats_url, "--node-id", node_id,
         "--cluster-lease", str(LEASE_S), "--cluster-namespace", namespace,
@@ -84,21 +98,26 @@ async def scratch_database(url: str) -> AsyncIterator[str]:
 
 
 async def test_kill_9_the_leader_process_and_another_leads_within_the_lease(nats_url: str, postgres_url: str) -> None:
-    import nats
 
     namespace = "s" + uuid.uuid4().hex[:12]
     try:
         async with scratch_database(postgres_url) as db:
             await kill_the_leader(db, nats_url, namespace)
     finally:
-        nc = await nats.connect(nats_url)
-        js = nc.jetstream()
-        for bucket in ("owners", "leaders", "nodes"):
-            with contextlib.suppress(Exception):
-                await js.delete_key_value(f"{namespace}_{bucket}")
+        await drop_namespace(nats_url, namespace)
+
+
+async def drop_namespace(nats_url: str, namespace: str) -> None:
+    import nats
+
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for bucket in ("owners", "leaders", "nodes"):
         with contextlib.suppress(Exception):
-            await js.delete_stream(f"{namespace.upper()}_EVENTS")
-        await nc.close()
+            await js.delete_key_value(f"{namespace}_{bucket}")
+    with contextlib.suppress(Exception):
+        await js.delete_stream(f"{namespace.upper()}_EVENTS")
+    await nc.close()
 
 
 async def kill_the_leader(db: str, nats_url: str, namespace: str) -> None:
@@ -127,6 +146,50 @@ async def kill_the_leader(db: str, nats_url: str, namespace: str) -> None:
             # this loaded 2-core machine.
             assert took <= LEASE_S + 1 + 2, took
             print(f"new leader {took:.2f} s after kill -9 (lease {LEASE_S} s)")
+
+
+async def test_a_leader_paused_with_sigstop_sends_nothing_any_charger_applies(
+    tmp_path: Path, nats_url: str, postgres_url: str
+) -> None:
+    namespace = "s" + uuid.uuid4().hex[:12]
+    try:
+        async with scratch_database(postgres_url) as db:
+            await pause_the_leader(tmp_path, db, nats_url, namespace)
+    finally:
+        await drop_namespace(nats_url, namespace)
+
+
+async def pause_the_leader(tmp_path: Path, db: str, nats_url: str, namespace: str) -> None:
+    site = four_port_site(tmp_path)
+    with serve_node(db, nats_url, namespace, "one", site) as one:
+        await wait_for_line(one, r"cluster: node one")
+        with serve_node(db, nats_url, namespace, "two", site) as two:
+            await wait_for_line(two, r"cluster: node two")
+            assert (await leader(nats_url, namespace))[0] == "one"
+            # The charger sits on a gateway-only node in this process, where we can count what it applies.
+            async with node(tmp_path, nats_url, namespace, "gw", lead=False, db_url=db) as gw, charging(gw) as (cp, _):
+                await until(lambda: bool(cp.tx_limits()), 15, "a setpoint from leader one")
+                gateway = gw.gateway
+                assert gateway is not None
+                _, old_epoch = await leader(nats_url, namespace)
+                os.kill(one.pid, signal.SIGSTOP)
+                try:
+                    before = gateway.applied.get(old_epoch, 0)
+                    t0 = time.monotonic()
+                    while (await leader(nats_url, namespace))[0] != "two":
+                        assert time.monotonic() - t0 < LEASE_S + 1 + 5, "two never took over"
+                        await asyncio.sleep(0.1)
+                    _, new_epoch = await leader(nats_url, namespace)
+                    assert new_epoch > old_epoch
+                    await until(lambda: gateway.applied.get(new_epoch, 0) > 0, 10, "two's first setpoint")
+                finally:
+                    os.kill(one.pid, signal.SIGCONT)
+                # Resumed, one finds its lease gone and steps down without sending anything.
+                await wait_for_line(one, r"no longer leads", timeout=15)
+                await asyncio.sleep(2.0)
+                assert gateway.applied.get(old_epoch, 0) == before
+                assert max(gateway.applied) == new_epoch
+                print(f"after SIGCONT: refused {gateway.refused}, applied by epoch {gateway.applied}")
 
 
 async def test_serve_cluster_refuses_a_database_of_its_own(tmp_path: Path) -> None:

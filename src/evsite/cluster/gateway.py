@@ -81,6 +81,8 @@ class Gateway:
         """The newest leader epoch seen for this site (from the leaders bucket and from commands)."""
         self.refused = 0
         """Setpoints refused for a stale epoch (for metrics and tests)."""
+        self.applied: dict[int, int] = {}
+        """Setpoints passed on to a charger, by the epoch they carried (the newest 16 epochs)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._subs: list[Subscription] = []
@@ -224,6 +226,9 @@ class Gateway:
                 await _reply(msg, False, f"stale epoch {epoch} < {self.epoch}")
                 return
             self.note_epoch(epoch)
+            self.applied[epoch] = self.applied.get(epoch, 0) + 1
+            if len(self.applied) > 16:
+                del self.applied[min(self.applied)]
             try:
                 accepted = await self.chargers.set_connector_limit(cp_id, connector, limit)
             except Exception as exc:  # the charger's error, timeout or disconnect: not applied

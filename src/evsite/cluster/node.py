@@ -50,6 +50,8 @@ class ClusterSettings:
     """How long the events stream keeps what chargers reported (a new leader replays the last of each)."""
     namespace: str = "evsite"
     """Prefix of every bucket, stream and subject (two clusters can share one NATS server)."""
+    lead: bool = True
+    """Stand for site leadership; False makes a gateway-only node (it holds sockets, runs no load manager)."""
 
     def __post_init__(self) -> None:
         if not self.node_id:

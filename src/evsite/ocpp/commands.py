@@ -87,6 +87,9 @@ def serve(
     cluster_namespace: Annotated[
         str, typer.Option(help="Prefix of the cluster's NATS buckets and subjects.")
     ] = "evsite",
+    cluster_lead: Annotated[
+        bool, typer.Option(help="Stand for site leadership (--no-cluster-lead: a gateway-only node).")
+    ] = True,
 ) -> None:
     """Run the site controller: OCPP 1.6J central system, load manager, REST API and dashboard, integrations.
 
@@ -145,6 +148,7 @@ def serve(
                 lease_s=cluster_lease,
                 retry_s=min(1.0, cluster_lease),
                 namespace=cluster_namespace,
+                lead=cluster_lead,
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--cluster") from None

@@ -218,7 +218,7 @@ async def running_site(options: StackOptions) -> AsyncIterator[RunningSite]:
         )
         _attach_reports(runtime, store)
         running = RunningSite(options, bus, store, central, control, runtime, gateway=gateway)
-        if gateway is not None:
+        if gateway is not None and gateway.node.settings.lead:
             running.election = await _elect(stack, running, state, planner)
 
         if options.api_port is not None:
