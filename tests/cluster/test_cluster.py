@@ -318,13 +318,19 @@ async def test_nats_outage_no_raises_then_full_recovery(tmp_path: Path, nats_url
             assert len(cp.tx_limits()) == seen
             assert not await leader_commands(b).set_connector_limit("WP-01", 1, 48.0)
 
-            await start_nats()
-            back = await until(lambda: leads(a) or leads(b), 20, "a leader again after NATS returns")
-            leader = a if leads(a) else b
-            assert leader.election is not None and leader.election.epoch > epoch
-            await until(lambda: len(cp.tx_limits()) > seen, 10, "the new term's setpoints reach the charger")
-            assert max(cp.tx_limits()) <= highest
-            print(f"leadership dropped {lost:.2f} s after NATS stopped; back {back:.2f} s after it restarted")
+            # A charger that connects during the outage is served; its ownership is recorded once NATS is back.
+            async with charging(a, "WP-02") as (cp2, _):
+                assert await owner_of(a, "WP-02") is None
+                await start_nats()
+                back = await until(lambda: leads(a) or leads(b), 20, "a leader again after NATS returns")
+                leader = a if leads(a) else b
+                assert leader.election is not None and leader.election.epoch > epoch
+                await until(lambda: len(cp.tx_limits()) > seen, 10, "the new term's setpoints reach the charger")
+                assert max(cp.tx_limits()) <= highest
+                await until(lambda: a.gateway is not None and a.gateway.claims["WP-02"].revision > 0, 10, "reclaimed")
+                assert await owner_of(a, "WP-02") == "a"
+                await until(lambda: bool(cp2.tx_limits()), 10, "a setpoint for the charger that came meanwhile")
+                print(f"leadership dropped {lost:.2f} s after NATS stopped; back {back:.2f} s after it restarted")
 
 
 def leader_commands(running: RunningSite) -> Any:

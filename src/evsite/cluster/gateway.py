@@ -108,6 +108,7 @@ class Gateway:
             asyncio.create_task(self._forward_events(), name="cluster-events-out"),
         ]
         self._subs.append(await nc.subscribe(n.alive_subject(self.site), cb=self._on_alive))
+        self.node.on_reconnect.append(self.reclaim)
 
     async def stop(self) -> None:
         for sub in self._subs:
@@ -137,8 +138,12 @@ class Gateway:
 
     async def _claim(self, cp_id: str, conn: object, close: CloseFn) -> None:
         async with self._lock.setdefault(cp_id, asyncio.Lock()):
-            claim = _Claim(conn, close)
-            self.claims[cp_id] = claim
+            claim = self.claims.get(cp_id)
+            if claim is None or claim.conn is not conn:
+                if claim is not None and claim.subscription is not None:  # an older socket's: its close will not
+                    with contextlib.suppress(Exception):  # find the claim, so unsubscribe here
+                        await claim.subscription.unsubscribe()
+                claim = self.claims[cp_id] = _Claim(conn, close)
             assert self.node.owners is not None
             record = orjson.dumps({"node": self.node_id})
             try:
@@ -148,6 +153,12 @@ class Gateway:
             if claim.subscription is None and self.claims.get(cp_id) is claim:
                 subject = self.node.names.command_subject(self.site, cp_id)
                 claim.subscription = await self.node.client.subscribe(subject, cb=self._command_handler(cp_id))
+
+    async def reclaim(self) -> None:
+        """Record again every socket whose ownership could not be written while NATS was away."""
+        for cp_id, claim in list(self.claims.items()):
+            if not claim.revision:
+                self._spawn(self._claim(cp_id, claim.conn, claim.close), f"cluster-reclaim-{cp_id}")
 
     async def _release(self, cp_id: str, conn: object) -> None:
         async with self._lock.setdefault(cp_id, asyncio.Lock()):

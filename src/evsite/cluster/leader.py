@@ -93,6 +93,9 @@ class Election:
             log.info("node %s leads site %s (epoch %d)", self.node.node_id, self.site, self.epoch)
             try:
                 await self._term(key)
+            except Exception:  # e.g. a JetStream call timing out right after NATS came back: stand again
+                log.exception("term of node %s for site %s failed", self.node.node_id, self.site)
+                await asyncio.sleep(s.retry_s)
             finally:
                 self.revision = 0
                 self._valid_until = float("-inf")

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,8 @@ class ClusterNode:
         self.info: dict[str, Any] = {}
         """What the node's lease record says about it (sites, OCPP URL); `cluster status` shows it."""
         self._heartbeat: asyncio.Task[None] | None = None
+        self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
+        """Called after NATS comes back (the gateway records again what it claimed during the outage)."""
 
     async def start(self) -> None:
         s = self.settings
@@ -93,6 +96,7 @@ class ClusterNode:
                 connect_timeout=3,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
+                reconnected_cb=self._reconnected,
             )
             self.nc = await asyncio.wait_for(connect, 10)
         except Exception as exc:  # NoServersError, bad URL: say which service is missing
@@ -116,6 +120,14 @@ class ClusterNode:
         await self._renew_node()
         self._heartbeat = asyncio.create_task(self._beat(), name="cluster-heartbeat")
         log.info("cluster node %s joined %s", self.node_id, s.nats_url)
+
+    async def _reconnected(self) -> None:
+        log.info("cluster node %s: NATS is back", self.node_id)
+        for callback in self.on_reconnect:
+            try:
+                await callback()
+            except Exception:
+                log.exception("after NATS reconnected")
 
     async def _bucket(self, name: str, *, ttl: float | None, history: int) -> KeyValue:
         assert self.js is not None
