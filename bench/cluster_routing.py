@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ocpp_harness import write_results
+from tests.cluster.test_cluster import charging, leads, node, until  # the test suite's node and charger
 
 from evsite.cluster import LeaderCommands
-from tests.cluster.test_cluster import charging, leads, node, until  # the test suite's node and charger
+from ocpp_harness import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cluster_routing.json"
 NATS_URL = "nats://127.0.0.1:4222"
