@@ -87,13 +87,20 @@ class Charger(ChargePoint):
 
 @contextlib.asynccontextmanager
 async def node(
-    tmp_path: Path, nats_url: str, namespace: str, name: str, *, lead: bool = True, db_url: str | None = None
+    tmp_path: Path,
+    nats_url: str,
+    namespace: str,
+    name: str,
+    *,
+    lead: bool = True,
+    db_url: str | None = None,
+    api_port: int | None = None,
 ) -> AsyncIterator[RunningSite]:
     options = StackOptions(
         site=fast_site(),
         db_url=db_url or f"sqlite+aiosqlite:///{tmp_path / name}.db",
         ocpp=ServerSettings(port=0, call_timeout_s=5.0, reconnect_setup_delay_s=0.1),
-        api_port=None,
+        api_port=api_port,
         integrations=False,
         sqlite_synchronous="NORMAL",
         id_tags=[{"id_tag": "CARD-1", "status": "Accepted"}],
@@ -338,3 +345,30 @@ def leader_commands(running: RunningSite) -> Any:
 
     assert running.election is not None
     return LeaderCommands(running.election)
+
+
+async def test_the_api_and_metrics_show_the_cluster(tmp_path: Path, nats_url: str, namespace: str) -> None:
+    import httpx
+
+    from evsite.api.tokens import Role, TokenStore
+    from tests.conftest import free_port
+
+    async with node(tmp_path, nats_url, namespace, "b") as b:
+        await until(lambda: leads(b), 5, "b leads")
+        async with node(tmp_path, nats_url, namespace, "a", api_port=free_port()) as a, charging(a):
+            await until(lambda: a.gateway is not None and a.gateway.claims.get("WP-01") is not None, 5, "claimed")
+            assert a.runtime.db is not None and a.api_url is not None and b.election is not None
+            token = await TokenStore(a.runtime.db).create("viewer", Role.VIEWER)
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=a.api_url, headers=headers, timeout=5) as api:
+                await until(lambda: a.gateway is not None and a.gateway.epoch > 0, 5, "a knows the epoch")
+                status = (await api.get("/api/v1/cluster")).json()
+                assert status["node_id"] == "a" and set(status["nodes"]) == {"a", "b"}
+                assert status["nodes"]["a"]["chargers"] == 1 and status["nodes"]["b"]["chargers"] == 0
+                assert status["sites"][b.options.site.name] == {"leader": "b", "epoch": b.election.epoch}
+                assert status["this_node"] == {
+                    "leader": 0.0, "epoch": float(b.election.epoch), "chargers_held": 1.0, "stale_refused": 0.0
+                }  # fmt: skip
+                text = (await api.get("/metrics")).text
+                assert "evsite_cluster_leader 0" in text and "evsite_cluster_chargers_held 1" in text
+                assert f"evsite_cluster_epoch {b.election.epoch}" in text

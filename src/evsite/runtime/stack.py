@@ -218,8 +218,11 @@ async def running_site(options: StackOptions) -> AsyncIterator[RunningSite]:
         )
         _attach_reports(runtime, store)
         running = RunningSite(options, bus, store, central, control, runtime, gateway=gateway)
-        if gateway is not None and gateway.node.settings.lead:
-            running.election = await _elect(stack, running, state, planner)
+        if gateway is not None:
+            if gateway.node.settings.lead:
+                running.election = await _elect(stack, running, state, planner)
+            runtime.cluster_status = lambda: _cluster_status(running)
+            runtime.cluster_metrics = lambda: _cluster_metrics(running)
 
         if options.api_port is not None:
             from evsite.api.app import create_app
@@ -284,6 +287,27 @@ async def _elect(stack: contextlib.AsyncExitStack, running: RunningSite, state: 
     await election.start()
     stack.push_async_callback(election.stop)
     return election
+
+
+def _cluster_metrics(running: RunningSite) -> dict[str, float]:
+    gateway, election = running.gateway, running.election
+    assert gateway is not None
+    return {
+        "leader": float(election is not None and election.holds()),
+        "epoch": float(gateway.epoch),
+        "chargers_held": float(len(gateway.claims)),
+        "stale_refused": float(gateway.refused),
+    }
+
+
+async def _cluster_status(running: RunningSite) -> dict[str, Any]:
+    from evsite.cluster.status import cluster_status
+
+    assert running.gateway is not None
+    node = running.gateway.node
+    status = await cluster_status(node.client, node.names.namespace)
+    status["node_id"] = node.node_id
+    return status
 
 
 async def _start_integrations(stack: contextlib.AsyncExitStack, running: RunningSite) -> None:
