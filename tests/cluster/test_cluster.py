@@ -247,6 +247,11 @@ async def test_a_dead_leader_is_replaced_within_the_lease_and_its_late_setpoints
                 reply = orjson.loads((await nc.request(subject, stale, timeout=5)).data)
                 assert reply["accepted"] is False and "stale epoch" in reply["detail"]
                 assert a.gateway.refused == 1
+                # An epoch no leader holds (a forged or corrupted command) is refused too, and moves nothing.
+                forged = orjson.dumps({"connector_id": 1, "limit_a": 48.0, "epoch": a.election.epoch + 10**6})
+                reply = orjson.loads((await nc.request(subject, forged, timeout=5)).data)
+                assert reply["accepted"] is False and "unknown epoch" in reply["detail"]
+                assert a.gateway.epoch == a.election.epoch
                 # The same command with the current epoch is applied: the refusal was the epoch, nothing else.
                 fresh = orjson.dumps({"connector_id": 1, "limit_a": 20.0, "epoch": a.election.epoch})
                 assert orjson.loads((await nc.request(subject, fresh, timeout=5)).data)["accepted"] is True

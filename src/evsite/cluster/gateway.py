@@ -95,11 +95,7 @@ class Gateway:
     async def start(self) -> None:
         nc, n = self.node.client, self.node.names
         assert self.node.owners is not None and self.node.leaders is not None
-        # Know the site's current epoch before the first charger is served (the watch delivers it later).
-        with contextlib.suppress(Exception):
-            entry = await self.node.leaders.get(names.leader_key(self.site))
-            if entry.value is not None:
-                self.note_epoch(leader_epoch(entry.value, entry.revision or 0))
+        await self._refresh_epoch()  # know the site's epoch before the first charger is served
         owners = await self.node.owners.watch(f"{names.token(self.site)}.>", ignore_deletes=True)
         leaders = await self.node.leaders.watch(names.leader_key(self.site), ignore_deletes=True)
         self._loops = [
@@ -230,13 +226,18 @@ class Gateway:
             except InputError as exc:
                 await _reply(msg, False, f"bad command: {exc}")
                 return
+            if epoch > self.epoch:
+                await self._refresh_epoch()  # a new leader's first command can beat the watch: ask the bucket
             if epoch < self.epoch:
                 self.refused += 1
                 log.warning("%s: refused %.1f A from a deposed leader (epoch %d < %d)", cp_id, limit, epoch, self.epoch)
                 self.bus.publish(SetpointResult(cp_id, connector, limit, False, f"stale epoch {epoch}"))
                 await _reply(msg, False, f"stale epoch {epoch} < {self.epoch}")
                 return
-            self.note_epoch(epoch)
+            if epoch > self.epoch:  # no leader holds that epoch: not from a leader of this site
+                log.warning("%s: refused %.1f A with epoch %d, which no leader holds", cp_id, limit, epoch)
+                await _reply(msg, False, f"unknown epoch {epoch}")
+                return
             self.applied[epoch] = self.applied.get(epoch, 0) + 1
             if len(self.applied) > 16:
                 del self.applied[min(self.applied)]
@@ -249,20 +250,31 @@ class Gateway:
 
         return handle
 
+    async def _refresh_epoch(self) -> None:
+        """Read the site's leader record now (the watch may lag by a message)."""
+        assert self.node.leaders is not None
+        with contextlib.suppress(Exception):
+            entry = await self.node.leaders.get(names.leader_key(self.site))
+            if entry.value is not None:
+                self.note_epoch(leader_epoch(entry.value, entry.revision or 0))
+
     async def _on_alive(self, msg: Msg) -> None:
         try:
             raw = orjson.loads(msg.data)
             epoch, valid_s = int(raw["epoch"]), float(raw["valid_s"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return
-        if epoch >= self.epoch and 0 < valid_s <= 300:
-            self.note_epoch(epoch)
+        if epoch > self.epoch:
+            await self._refresh_epoch()
+        # Only the current leader vouches for the site: an old or unknown epoch keeps nothing lifted.
+        if epoch == self.epoch and 0 < valid_s <= 300:
             self.chargers.controller_alive(valid_s)
 
     # ------------------------------------------------------------------ events out
 
     async def _forward_events(self) -> None:
         nc, n = self.node.client, self.node.names
+        failing = False
         async with self.bus.subscribe() as queue:
             while True:
                 event = await queue.get()
@@ -279,8 +291,11 @@ class Gateway:
                 try:
                     # Core publish into the stream's subjects: JetStream stores it without a round trip each.
                     await nc.publish(n.events_subject(self.site, *parts), codec.encode(event))
-                except Exception as exc:
-                    log.warning("event not forwarded: %r", exc)
+                    failing = False
+                except Exception as exc:  # NATS gone and its buffer full: say so once per outage
+                    if not failing:
+                        log.warning("events are not reaching the site's leader: %r", exc)
+                    failing = True
 
 
 def leader_epoch(value: bytes, revision: int) -> int:
