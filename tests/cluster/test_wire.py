@@ -100,3 +100,11 @@ def test_leader_epoch_is_the_creating_revision() -> None:
     assert leader_epoch(orjson.dumps({"node": "a", "epoch": 5}), 9) == 5  # a renewal carries it
     assert leader_epoch(orjson.dumps({"node": "a", "epoch": 99}), 9) == 9  # no epoch from the future
     assert leader_epoch(b"junk", 9) == 9
+
+
+def test_credentials_in_a_nats_url_are_not_shown() -> None:
+    from evsite.cluster.node import redacted
+
+    assert redacted("nats://evsite:s3cret@nats.example:4222") == "nats://***@nats.example:4222"
+    assert redacted("nats://token@127.0.0.1:4222") == "nats://***@127.0.0.1:4222"
+    assert redacted("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"

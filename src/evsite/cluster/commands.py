@@ -31,7 +31,9 @@ def status(
         try:
             nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
         except Exception as exc:
-            typer.echo(f"cannot reach NATS at {nats_url}: {exc}", err=True)
+            from evsite.cluster.node import redacted
+
+            typer.echo(f"cannot reach NATS at {redacted(nats_url)}: {exc}", err=True)
             raise typer.Exit(2) from None
         try:
             return await cluster_status(nc, namespace)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import orjson
@@ -28,6 +29,14 @@ from nats.js.kv import KeyValue
 from evsite.cluster import names
 
 log = logging.getLogger(__name__)
+
+
+def redacted(url: str) -> str:
+    """A NATS URL fit for logs and consoles: any user and password in it replaced by `***`."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def default_node_id() -> str:
@@ -100,7 +109,7 @@ class ClusterNode:
             )
             self.nc = await asyncio.wait_for(connect, 10)
         except Exception as exc:  # NoServersError, bad URL: say which service is missing
-            raise ConnectionError(f"cannot reach NATS at {s.nats_url}: {exc!r}") from None
+            raise ConnectionError(f"cannot reach NATS at {redacted(s.nats_url)}: {exc!r}") from None
         self.js = self.nc.jetstream(timeout=5.0)
         self.owners = await self._bucket(self.names.owners_bucket, ttl=None, history=1)
         self.leaders = await self._bucket(self.names.leaders_bucket, ttl=s.lease_s, history=1)
@@ -119,7 +128,7 @@ class ClusterNode:
             await self.js.update_stream(config)
         await self._renew_node()
         self._heartbeat = asyncio.create_task(self._beat(), name="cluster-heartbeat")
-        log.info("cluster node %s joined %s", self.node_id, s.nats_url)
+        log.info("cluster node %s joined %s", self.node_id, redacted(s.nats_url))
 
     async def _reconnected(self) -> None:
         log.info("cluster node %s: NATS is back", self.node_id)
