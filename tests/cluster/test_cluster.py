@@ -95,9 +95,10 @@ async def node(
     lead: bool = True,
     db_url: str | None = None,
     api_port: int | None = None,
+    site: Site | None = None,
 ) -> AsyncIterator[RunningSite]:
     options = StackOptions(
-        site=fast_site(),
+        site=site or fast_site(),
         db_url=db_url or f"sqlite+aiosqlite:///{tmp_path / name}.db",
         ocpp=ServerSettings(port=0, call_timeout_s=5.0, reconnect_setup_delay_s=0.1),
         api_port=api_port,
