@@ -314,7 +314,7 @@ async def private_nats(tmp_path: Path) -> AsyncIterator[tuple[str, Any]]:
                 p.wait()
 
 
-async def test_nats_outage_no_raises_then_full_recovery(tmp_path: Path, nats_url: str) -> None:
+async def test_nats_outage_no_raises_then_full_recovery(tmp_path: Path) -> None:
     async with private_nats(tmp_path) as (url, (stop_nats, start_nats)), node(tmp_path, url, "evsite", "b") as b:
         await until(lambda: leads(b), 5, "b leads")
         async with node(tmp_path, url, "evsite", "a") as a, charging(a) as (cp, ws):
