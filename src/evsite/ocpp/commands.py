@@ -189,7 +189,7 @@ def serve(
                     token = await TokenStore(running.runtime.db).rotate(SETUP_TOKEN, Role.ADMIN)
                     typer.echo(f"  admin API token (shown once): {token}  ({SETUP_TOKEN}; the previous one is revoked)")
             if running.gateway is not None:
-                from evsite.cluster.node import redacted
+                from evsite.cluster import redacted
 
                 typer.echo(f"  cluster: node {running.gateway.node_id} on {redacted(cluster or '')}")
             typer.echo("  running: " + ", ".join(k for k, v in sorted(running.runtime.parts.items()) if v))
