@@ -4,12 +4,13 @@ Servers run in their own process so that their CPU and memory are measured apart
 generator. Two kinds:
 
 - `evsite`: `evsite.ocpp.server.CentralSystem` with its SQLite store (WAL, synchronous=FULL).
+- `evsite-cluster`: the same, as a cluster gateway on the local NATS (bench/cluster_overhead.py).
 - `baseline`: a central system built the usual way on the `ocpp` package — one
   `ocpp.v16.ChargePoint` per connection with its default (jsonschema) validation, a `@on`
   handler per action, and each MeterValues inserted and committed with SQLAlchemy into the same
   tables, on the same SQLite settings.
 
-    python bench/ocpp_harness.py serve {evsite|baseline} PORT DB_PATH
+    python bench/ocpp_harness.py serve {evsite|evsite-cluster|baseline} PORT DB_PATH
 """
 
 from __future__ import annotations
@@ -99,13 +100,21 @@ def answer_server_call(message: list[Any]) -> str:
 # --------------------------------------------------------------------------- servers
 
 
-async def serve_evsite(port: int, db: Path) -> None:
+async def serve_evsite(port: int, db: Path, cluster: str | None = None) -> None:
     from evsite.ocpp.server import CentralSystem, ServerSettings
     from evsite.store.ocpp import OcppStore
 
     store = await OcppStore.open(f"sqlite+aiosqlite:///{db}")
     settings = ServerSettings(port=port, accept_unknown=True, unknown_status="Accepted", heartbeat_interval_s=60)
     cs = CentralSystem(store, None, settings=settings)
+    if cluster is not None:  # #16: the same server as a cluster gateway (ownership in NATS KV, events on JetStream)
+        from evsite.cluster import ClusterNode, ClusterSettings, Gateway
+
+        node = ClusterNode(ClusterSettings(cluster, namespace=f"bench{os.getpid()}"))
+        await node.start()
+        gateway = Gateway(node, "bench", cs, cs.bus)
+        await gateway.start()
+        cs.observer = gateway
     await cs.start()
     await asyncio.Event().wait()
 
@@ -225,10 +234,11 @@ class LightCharger:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "serve":
         kind, port, db = sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
-        if kind == "evsite":
+        if kind in ("evsite", "evsite-cluster"):
             from evsite.ocpp.commands import run_event_loop
 
-            run_event_loop(serve_evsite(port, db))  # as `evsite serve` runs it (uvloop when installed)
+            cluster = "nats://127.0.0.1:4222" if kind == "evsite-cluster" else None
+            run_event_loop(serve_evsite(port, db, cluster))  # as `evsite serve` runs it (uvloop when installed)
         else:
             asyncio.run(serve_baseline(port, db))  # the `ocpp` package's examples use asyncio.run
     else:

@@ -80,6 +80,7 @@ def run(kind: str, chargers: int, seconds: float, workdir: Path) -> dict[str, An
     try:
         result = asyncio.run(drive(port, chargers, seconds, server.pid))
         result["server_rss_mib"] = rss_mib(server.pid)
+        result["server_pid"] = server.pid
     finally:
         server.terminate()
         server.wait(10)

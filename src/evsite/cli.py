@@ -192,6 +192,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "evsite.ocpp.client_commands",
     "evsite.control.commands",
     "evsite.metering.commands",
+    "evsite.cluster.commands",
 )
 
 

@@ -29,6 +29,26 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> 
     return lines
 
 
+CLUSTER_GAUGES = {
+    "leader": ("evsite_cluster_leader", "gauge", "1 while this node leads the site's load manager (#16)."),
+    "epoch": ("evsite_cluster_epoch", "gauge", "Newest leader epoch this node has seen for the site."),
+    "chargers_held": ("evsite_cluster_chargers_held", "gauge", "Chargers whose WebSocket this node holds."),
+    "stale_refused": (
+        "evsite_cluster_stale_setpoints_refused_total",
+        "counter",
+        "Setpoints refused for a deposed leader's epoch.",
+    ),
+}
+
+
+def _cluster(values: dict[str, float]) -> list[str]:
+    lines: list[str] = []
+    for key, (name, kind, help_text) in CLUSTER_GAUGES.items():
+        if key in values:
+            lines += _family(name, kind, help_text, [({}, values[key])])
+    return lines
+
+
 def render(live: LiveState, auth_failures: AuthFailures | None = None) -> str:
     state = site_state(live)
     cycle = live.runtime.control.cycle_time_s() if live.runtime.control else None
@@ -48,6 +68,8 @@ def render(live: LiveState, auth_failures: AuthFailures | None = None) -> str:
         lines += _family(
             "evsite_allocation_cycle_seconds", "gauge", "Duration of the last allocation cycle.", [({}, cycle)]
         )
+    if live.runtime.cluster_metrics is not None:
+        lines += _cluster(live.runtime.cluster_metrics())
     node_lines = [(n.id, line) for n in state.nodes for line in n.lines]
     lines += _family(
         "evsite_node_limit_amperes", "gauge", "Limit in force per node and line.",

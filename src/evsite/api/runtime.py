@@ -8,7 +8,7 @@ endpoints answer 404 "not configured" instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -120,6 +120,10 @@ class SiteRuntime:
     design_report: Callable[[Site, Literal["json", "html"]], Any] | None = None
     oneline_svg: Callable[[Site], str] | None = None
     statements: Callable[[Site, str], Any] | None = None
+    cluster_status: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    """#16: the cluster as its buckets show it (nodes, site leaders and epochs, chargers per node)."""
+    cluster_metrics: Callable[[], dict[str, float]] | None = None
+    """#16: this node's part (leads, epoch seen, chargers held, stale setpoints refused) for /metrics."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     parts: dict[str, bool] = field(default_factory=dict)
     """Which parts of the stack run (shown on the dashboard and in the demo summary)."""

@@ -74,6 +74,22 @@ def serve(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    # -- cluster (#16): the same command on N machines forms a cluster; see docs/cluster.md
+    cluster: Annotated[
+        str | None, typer.Option(help="Join a cluster through this NATS server (nats://HOST:4222).")
+    ] = None,
+    node_id: Annotated[
+        str | None, typer.Option(help="This node's id in the cluster [default: host-pid-random].")
+    ] = None,
+    cluster_lease: Annotated[
+        float, typer.Option(min=1.0, help="Leader and node lease in seconds (the same on every node).")
+    ] = 6.0,
+    cluster_namespace: Annotated[
+        str, typer.Option(help="Prefix of the cluster's NATS buckets and subjects.")
+    ] = "evsite",
+    cluster_lead: Annotated[
+        bool, typer.Option(help="Stand for site leadership (--no-cluster-lead: a gateway-only node).")
+    ] = True,
 ) -> None:
     """Run the site controller: OCPP 1.6J central system, load manager, REST API and dashboard, integrations.
 
@@ -119,6 +135,26 @@ def serve(
         open_authorization=open_authorization,
     )
 
+    cluster_settings = None
+    if cluster is not None:
+        from evsite.cluster import ClusterSettings
+
+        if not (db or "").startswith("postgresql"):
+            # Every node assigns transaction ids and stores what its chargers send: one database for all.
+            raise typer.BadParameter("a cluster needs --db postgresql+asyncpg://… shared by every node")
+
+        try:
+            cluster_settings = ClusterSettings(
+                cluster,
+                node_id=node_id or "",
+                lease_s=cluster_lease,
+                retry_s=min(1.0, cluster_lease),
+                namespace=cluster_namespace,
+                lead=cluster_lead,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--cluster") from None
+
     async def run() -> None:
         from evsite.api.tokens import Role, TokenStore
         from evsite.runtime.stack import StackOptions, running_site
@@ -132,6 +168,7 @@ def serve(
             api_max_body_bytes=api_max_body,
             policy=policy,
             integrations=integrations,
+            cluster=cluster_settings,
         )
         stack = running_site(options)
         try:
@@ -153,6 +190,10 @@ def serve(
                 if api_token and running.runtime.db is not None:
                     token = await TokenStore(running.runtime.db).rotate(SETUP_TOKEN, Role.ADMIN)
                     typer.echo(f"  admin API token (shown once): {token}  ({SETUP_TOKEN}; the previous one is revoked)")
+            if running.gateway is not None:
+                from evsite.cluster import redacted
+
+                typer.echo(f"  cluster: node {running.gateway.node_id} on {redacted(cluster or '')}")
             typer.echo("  running: " + ", ".join(k for k, v in sorted(running.runtime.parts.items()) if v))
             stop = asyncio.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -24,10 +24,10 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -101,6 +101,18 @@ class ServerSettings:
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
+class ConnectionObserver(Protocol):
+    """Told when a charger's WebSocket opens and closes (the cluster records ownership with it; #16).
+
+    Both calls must return at once (spawn any I/O): they run on the connection's path. `close` ends that
+    connection with a reason, for a charger that has since connected to another node.
+    """
+
+    def opened(self, cp_id: str, conn: object, close: Callable[[str], Awaitable[None]]) -> None: ...
+
+    def closed(self, cp_id: str, conn: object) -> None: ...
+
+
 def charge_point_id(path: str) -> str | None:
     """The charge point id from `/ocpp/{id}` or `/{id}` (percent-decoded), None if the path is neither."""
     parts = path.split("?", 1)[0].strip("/").split("/")
@@ -124,8 +136,10 @@ class CentralSystem:
         bus: EventBus | None = None,
         settings: ServerSettings | None = None,
         failsafe: FailsafeLimits | None = None,
+        observer: ConnectionObserver | None = None,
     ) -> None:
         self.store = store
+        self.observer = observer
         self.site = site
         self.bus = bus or EventBus()
         self.settings = settings or ServerSettings.from_site(site)
@@ -268,10 +282,14 @@ class CentralSystem:
         peer = ws.remote_address[0] if ws.remote_address else "?"
         log.info("%s: connected from %s (%s)", cp_id, peer, "in the site" if cp_id in self.evse_by_id else "unknown id")
         self.bus.publish(ChargerConnected(cp_id, True))
+        if self.observer is not None:
+            self.observer.opened(cp_id, session, lambda reason: ws.close(1000, reason))
         try:
             await session.restore()
             await session.rpc.run()
         finally:
+            if self.observer is not None:
+                self.observer.closed(cp_id, session)
             await session.close()
             if self.sessions.get(cp_id) is session:
                 del self.sessions[cp_id]
@@ -454,4 +472,4 @@ def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subproto
     return next((Subprotocol(p) for p in SUBPROTOCOLS if p in offered), None)
 
 
-__all__ = ["CentralSystem", "ServerSettings", "charge_point_id"]
+__all__ = ["CentralSystem", "ConnectionObserver", "ServerSettings", "charge_point_id"]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from evsite.api.live import LiveState
     from evsite.api.runtime import DrEvent as ApiDrEvent
     from evsite.api.runtime import SiteRuntime
+    from evsite.cluster import ClusterSettings, Election, Gateway
     from evsite.control.loop import ControlLoop
     from evsite.grid.openadr import Ven
     from evsite.ocpp.server import CentralSystem, ServerSettings
@@ -52,6 +53,8 @@ class StackOptions:
     sqlite_synchronous: str = "FULL"
     id_tags: list[dict[str, Any]] = field(default_factory=list)
     """Extra id tags to register before the first charger connects (the demo's simulated drivers)."""
+    cluster: ClusterSettings | None = None
+    """Join a cluster over NATS (#16): this node's load manager runs only while it leads the site."""
 
 
 @dataclass
@@ -66,6 +69,8 @@ class RunningSite:
     runtime: SiteRuntime
     app: FastAPI | None = None
     ven: Ven | None = None
+    gateway: Gateway | None = None
+    election: Election | None = None
 
     @property
     def api_url(self) -> str | None:
@@ -197,27 +202,37 @@ async def running_site(options: StackOptions) -> AsyncIterator[RunningSite]:
         if options.id_tags:
             await store.upsert_id_tags(options.id_tags)
         central = CentralSystem(store, site, bus=bus, settings=options.ocpp)
+        gateway = None
+        if options.cluster is not None:
+            gateway = await _join_cluster(stack, options.cluster, central, bus, parts)
         await central.start()
         stack.push_async_callback(central.stop)
         parts["ocpp"] = True
 
         control = ControlLoop(site, bus, central, options.policy)
-        await control.start()
-        stack.push_async_callback(control.stop)
-        parts["control"] = True
+        if gateway is None:
+            await control.start()
+            stack.push_async_callback(control.stop)
+            parts["control"] = True
 
+        state, planner = ControlLoopState(control), ControlLoopPlanner(control)
         runtime = SiteRuntime(
             site=site,
             bus=bus,
             commands=central,
             actions=OcppActions(central),
             db=async_sessionmaker(store.engine, expire_on_commit=False),
-            control=ControlLoopState(control),
-            planner=ControlLoopPlanner(control),
+            control=state,
+            planner=planner,
             parts=parts,
         )
         _attach_reports(runtime, store)
-        running = RunningSite(options, bus, store, central, control, runtime)
+        running = RunningSite(options, bus, store, central, control, runtime, gateway=gateway)
+        if gateway is not None:
+            if gateway.node.settings.lead:
+                running.election = await _elect(stack, running, state, planner)
+            runtime.cluster_status = lambda: _cluster_status(running)
+            runtime.cluster_metrics = lambda: _cluster_metrics(running)
 
         if options.api_port is not None:
             from evsite.api.app import create_app
@@ -231,6 +246,78 @@ async def running_site(options: StackOptions) -> AsyncIterator[RunningSite]:
         if options.integrations:
             await _start_integrations(stack, running)
         yield running
+
+
+# ---------------------------------------------------------------------- cluster (#16)
+
+
+async def _join_cluster(
+    stack: contextlib.AsyncExitStack, settings: ClusterSettings, central: CentralSystem, bus: EventBus, parts: dict
+) -> Gateway:
+    """Connect to NATS and start the gateway role before the OCPP server takes its first charger."""
+    from evsite.cluster import ClusterNode, Gateway
+
+    node = ClusterNode(settings)
+    node.info = {"sites": [central.site.name] if central.site else [], "ocpp_port": central.settings.port}
+    await node.start()
+    stack.push_async_callback(node.stop)
+    gateway = Gateway(node, central.site.name if central.site else "", central, bus)
+    await gateway.start()
+    stack.push_async_callback(gateway.stop)
+    central.observer = gateway
+    parts["cluster"] = True
+    return gateway
+
+
+async def _elect(stack: contextlib.AsyncExitStack, running: RunningSite, state: Any, planner: Any) -> Election:
+    """Stand for the site's leadership; each term runs a fresh load manager on the site's cluster-wide events.
+
+    Fresh, because what an earlier term knew (setpoints sent, ceilings) may have been changed since by another
+    leader; a new controller starts from the conservative unknowns and re-dispatches every charger it hears from.
+    """
+    from evsite.cluster import Election
+    from evsite.control.loop import ControlLoop
+
+    assert running.gateway is not None
+    options = running.options
+
+    @contextlib.asynccontextmanager
+    async def lead(commands: Any, site_bus: EventBus) -> AsyncIterator[None]:
+        loop = ControlLoop(options.site, site_bus, commands, options.policy)
+        await loop.start()
+        running.control = state.loop = planner.loop = loop
+        running.runtime.parts["control"] = True
+        try:
+            yield
+        finally:
+            running.runtime.parts["control"] = False
+            await loop.stop()
+
+    election = Election(running.gateway.node, options.site.name, lead)
+    await election.start()
+    stack.push_async_callback(election.stop)
+    return election
+
+
+def _cluster_metrics(running: RunningSite) -> dict[str, float]:
+    gateway, election = running.gateway, running.election
+    assert gateway is not None
+    return {
+        "leader": float(election is not None and election.holds()),
+        "epoch": float(gateway.epoch),
+        "chargers_held": float(len(gateway.claims)),
+        "stale_refused": float(gateway.refused),
+    }
+
+
+async def _cluster_status(running: RunningSite) -> dict[str, Any]:
+    from evsite.cluster.status import cluster_status
+
+    assert running.gateway is not None
+    node = running.gateway.node
+    status = await cluster_status(node.client, node.names.namespace)
+    status["node_id"] = node.node_id
+    return status
 
 
 async def _start_integrations(stack: contextlib.AsyncExitStack, running: RunningSite) -> None:

@@ -93,6 +93,19 @@ async def statements(
     return JSONResponse(result)
 
 
+@router.get(
+    "/cluster", dependencies=[auth.viewer], summary="Cluster: nodes, site leaders and epochs, chargers per node"
+)
+async def cluster(request: Request) -> dict[str, Any]:
+    runtime = deps.runtime(request)
+    if runtime.cluster_status is None:
+        raise not_configured("the cluster (evsite serve --cluster)")
+    status = await runtime.cluster_status()
+    if runtime.cluster_metrics is not None:
+        status["this_node"] = runtime.cluster_metrics()
+    return status
+
+
 @router.get("/tokens", dependencies=[auth.admin], summary="API tokens (admin)")
 async def list_tokens(request: Request) -> list[TokenView]:
     rows = await auth.token_store(request).tokens()
