@@ -37,6 +37,9 @@ from evsite.site.topology import J1772_MIN_A, UPSTREAM_KINDS
 PILOT_UPDATE_S = 5.0
 EXCURSION_S = 15.0
 SIGNAL_PERIOD_S = 2.0
+LEAP_MAX_S = 300.0  # the longest stretch of steady site time replayed in one step
+QUIET_S = 120.0  # how long nothing must have moved before a leap (covers the controller's pause and sample windows)
+PRICE_BUCKET_S = 900.0
 
 
 @dataclass
@@ -51,6 +54,32 @@ class _Active:
 
 def _vec(amps: np.ndarray) -> dict[str, float]:
     return {name: float(a) for name, a in zip(LINES, amps, strict=True)}
+
+
+def steady_steps(
+    t_next: float,
+    dt: float,
+    horizon: float,
+    present: np.ndarray,
+    current: np.ndarray,
+    need: np.ndarray,
+    taper_floor_need: np.ndarray,
+    volts: np.ndarray,
+) -> int:
+    """How many `dt` steps from `t_next` keep every EV's current exactly as it is now.
+
+    The caller has checked that nothing is in flight; what still ends a steady stretch is time (`horizon`:
+    the next arrival, departure, car waking up, price period) and energy: a charging car must stay above
+    the energy where its taper falls below its current (`taper_floor_need`), and must not finish inside
+    the stretch, so its `SuspendedEV` comes on the very step it would have without leaping.
+    """
+    k = math.ceil((horizon - t_next) / dt - 1e-9)  # step times t_next + j·dt < horizon
+    per_step = current * volts * dt / 3600.0
+    charging = present & (per_step > 0)
+    if charging.any():
+        room = need[charging] - np.maximum(taper_floor_need[charging], per_step[charging])
+        k = min(k, int(np.floor(room / per_step[charging]).min()))
+    return max(k, 0)
 
 
 class Recorder(Protocol):
@@ -71,8 +100,13 @@ class Replay:
         *,
         cycle_s: float | None = None,
         recorder: Recorder | None = None,
+        leap_s: float = LEAP_MAX_S,
     ) -> None:
+        """`leap_s`: steady stretches are replayed in one step of at most this long (0: step by step)."""
         self.scenario = scenario
+        self.leap_s = leap_s
+        self.leaps = 0
+        self.quiet_s = QUIET_S
         self.recorder = recorder
         self.policy_name = policy
         self.site = scenario.site
@@ -154,6 +188,15 @@ class Replay:
         prices = price_series(self.site.tariff, sc.start, 900.0, int(sc.duration_s // 900) + 2, self.site.timezone)
         upstream = np.array([k in UPSTREAM_KINDS for k in tree.kinds])
         next_cycle = 0.0
+        last_move = 0.0  # the last time anything changed that a leap cannot replay
+        can_leap = (
+            self.leap_s > 0
+            and sc.building is None
+            and sc.pv_surplus is None
+            and not sc.dr
+            and not sc.faults
+            and not sc.node_meters
+        )
         next_signal = 0.0
         next_sample = 0.0
         dr_sent: set[int] = set()
@@ -294,6 +337,7 @@ class Replay:
                                 a.paused = False
                                 a.pauses += 1
                         target[p] = value
+                        last_move = t
                         sent_log[p].append((t, value))
                         del sent_log[p][:-64]  # a late charger needs only the last minutes
             # ---- what each charger applies: a late one, the value it was sent `delay_s` ago
@@ -386,6 +430,43 @@ class Replay:
                 util_sum += float(ratio.max(initial=0.0))
             if progress is not None and int(t) % 3600 == 0:
                 progress(t / sc.duration_s)
+            if wake or upd.any() or resched.any():
+                last_move = t
+            # ---- a steady site (nothing in flight, no limit moving) is replayed in one leap to the next change
+            k = 0
+            if can_leap and t - last_move >= self.quiet_s and present.any() and not over_now.any():
+                steady = (
+                    (pilot == target).all()
+                    and (nxt == current).all()
+                    and bool(
+                        ((want >= current) & (want <= current + 0.5) & ((want > 0) | (current == 0)))[present].all()
+                    )
+                )
+                if steady:
+                    horizon = min(
+                        t + dt + self.leap_s,
+                        sc.duration_s,
+                        arrivals[ai].arrival_s if ai < len(arrivals) else math.inf,
+                        min((a.session.departure_s for a in active.values()), default=math.inf),
+                        float(ready_at[present & (ready_at > t)].min(initial=math.inf)),
+                        (math.floor((t + dt) / PRICE_BUCKET_S) + 1) * PRICE_BUCKET_S,
+                    )
+                    floor_need = np.where(
+                        current > 0.1 * ev_max + 1e-9,
+                        np.maximum(0.15 * requested, 1.0) * current / np.maximum(ev_max, 1e-9),
+                        0.0,
+                    )
+                    k = steady_steps(t + dt, dt, horizon, present, current, need, floor_need, volts)
+            if k > 1:
+                t = self._leap(t + dt, k, dt, current, mask, volts, delivered, need, present, progress, next_sample)
+                span_wh = float((current * volts).sum()) * k * dt / 3600.0
+                ev_wh += span_wh
+                cost += span_wh / 1000.0 * prices[min(int((t - dt) // PRICE_BUCKET_S), prices.size - 1)]
+                if unmet.any():
+                    congested_steps += k
+                    util_sum += k * float(ratio.max(initial=0.0))
+                next_sample = t - dt + self.meter_s
+                continue
             # ---- skip idle time (nothing plugged in, nothing happening) in one jump
             if not present.any() and ai < len(arrivals) and not sc.dr and sc.pv_surplus is None:
                 t = max(t + dt, math.floor(arrivals[ai].arrival_s / dt) * dt)
@@ -398,6 +479,44 @@ class Replay:
         return self._metrics(
             finished, over_as, excursions, cycle_times, congested_steps, util_sum, cost, ev_wh, pv_wh, t_comply, wall
         )
+
+    def _leap(
+        self,
+        t_next: float,
+        k: int,
+        dt: float,
+        current: np.ndarray,
+        mask: np.ndarray,
+        volts: np.ndarray,
+        delivered: np.ndarray,
+        need: np.ndarray,
+        present: np.ndarray,
+        progress: Callable[[float], None] | None,
+        next_sample: float,
+    ) -> float:
+        """Replay `k` steady steps from `t_next` at once; returns the time of the next ordinary step.
+
+        Currents are constant, so energy is exact; the recorder still gets a sample every meter interval
+        and the controller one sample at the end, as if it had watched the whole stretch.
+        """
+        self.leaps += 1
+        rate = current * volts / 3600.0  # Wh per second
+        per_line = current[:, None] * mask
+        ports = np.flatnonzero(present)
+        t_last = t_next + (k - 1) * dt
+        if self.recorder is not None:
+            base = delivered.copy()
+            s = t_next + max(math.ceil((next_sample - t_next) / dt - 1e-9), 0) * dt
+            while s <= t_last:
+                self.recorder.sample(s, per_line, base + rate * (s - t_next + dt), ports)
+                s += math.ceil(self.meter_s / dt - 1e-9) * dt
+        wh = rate * k * dt
+        delivered += wh
+        np.maximum(need - wh, 0.0, out=need)
+        self.ctrl.ingest_samples(per_line, delivered, t_last, ports)
+        if progress is not None and int(t_last // 3600) > int((t_next - dt) // 3600):
+            progress(t_last / self.scenario.duration_s)
+        return t_last + dt
 
     def _metrics(
         self,
@@ -446,6 +565,7 @@ class Replay:
             "cycles": len(cycle_times),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
             "wall_s": round(wall, 2),
+            "leaps": self.leaps,
             "over_limit_As_by_node": {k: round(v, 1) for k, v in sorted(self.over_by_node.items())},
         }
 
