@@ -25,14 +25,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from evsite.control.allocate import NEED_BUFFER_S
 from evsite.control.baselines import get_policy
 from evsite.control.controller import Controller, ControllerSettings
+from evsite.control.demand import DemandGuard, DemandRule, owed_kw, watts_per_line_amp
 from evsite.control.scenarios import Fault, Scenario, Session
 from evsite.control.signals import SiteLimits, price_series
 from evsite.control.tree import LINES, build_tree
 from evsite.runtime.events import ConnectorStatus, MeterSample, SiteSignal, TransactionEvent
 from evsite.site.model import PvCharging
-from evsite.site.topology import J1772_MIN_A, UPSTREAM_KINDS
+from evsite.site.topology import J1772_MIN_A, ROOT, UPSTREAM_KINDS
 
 PILOT_UPDATE_S = 5.0
 EXCURSION_S = 15.0
@@ -82,6 +84,23 @@ def steady_steps(
     return max(k, 0)
 
 
+def _month_starts(scenario: Scenario) -> list[float]:
+    """Scenario times (s) at which a new site-local billing month begins, after the start."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(scenario.site.timezone)
+    local = scenario.start.astimezone(tz)
+    out: list[float] = []
+    year, month = local.year, local.month
+    while True:
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        first = local.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+        t = first.timestamp() - local.timestamp()
+        if t >= scenario.duration_s:
+            return out
+        out.append(t)
+
+
 class Recorder(Protocol):
     """Gets what the site's chargers would report, to store a replay like a live run (`evsite.store.replay`)."""
 
@@ -101,8 +120,12 @@ class Replay:
         cycle_s: float | None = None,
         recorder: Recorder | None = None,
         leap_s: float = LEAP_MAX_S,
+        manage_demand: bool | None = None,
     ) -> None:
-        """`leap_s`: steady stretches are replayed in one step of at most this long (0: step by step)."""
+        """`leap_s`: steady stretches are replayed in one step of at most this long (0: step by step).
+
+        `manage_demand`: hold the EV load under the month's billed peak (default: the site's setting).
+        """
         self.scenario = scenario
         self.leap_s = leap_s
         self.leaps = 0
@@ -114,6 +137,15 @@ class Replay:
         self.cycle_s = cycle_s or self.site.control.cycle_s
         self.meter_s = float(min(self.site.control.meter_value_interval_s, 10))
         self.settings = ControllerSettings(follow_margin_a=self.site.control.safety_margin_a)
+        self.manage_demand = self.site.control.manage_demand if manage_demand is None else manage_demand
+        self.clock0 = scenario.start.timestamp()  # demand intervals are on the utility's (wall) clock
+        self.bill_rule = DemandRule.from_tariff(self.site.tariff) or DemandRule(
+            interval_s=self.site.tariff.demand_interval_minutes * 60.0 if self.site.tariff else 900.0
+        )
+        self.months = _month_starts(scenario)
+        self.demand_log: list[str] = []
+        self._month_peaks: list[float] = []
+        self._demand_rate = float(self.site.tariff.demand_charge_per_kw) if self.site.tariff else 0.0
         self._new_controller()
         self.over_by_node: dict[str, float] = {}
         self.longest_excursion_s = 0.0
@@ -124,6 +156,11 @@ class Replay:
         policy = get_policy(self.policy_name, self.site, self.scenario.start.timestamp())
         self.ctrl = Controller(self.site, self.tree, policy, self.settings)
         self.limits = SiteLimits(self.site, self.tree, pv=self.scenario.pv)
+        rule = DemandRule.from_tariff(self.site.tariff)
+        self.guard = DemandGuard(rule) if rule is not None and self.manage_demand else None
+        if rule is not None and self.guard is None:
+            self.limits.demand_cap_kw = rule.cap_kw  # a capacity limit is a limit, managed or not
+        self._guard_from: tuple[float, float] | None = None  # (time, kW) of the last sample the guard saw
 
     # ------------------------------------------------------------------ helpers
 
@@ -157,7 +194,8 @@ class Replay:
         ev_max = np.zeros(n)
         ready_at = np.zeros(n)
         lag = np.ones(n)
-        mask = tree.line_mask().astype(float)  # lines each port's current flows on (truth)
+        line_mask = tree.line_mask()
+        mask = line_mask.astype(float)  # lines each port's current flows on (truth)
         pilot = np.zeros(n)
         target = np.zeros(n)
         pilot_at = np.full(n, -math.inf)
@@ -204,6 +242,9 @@ class Replay:
         sent_log: list[list[tuple[float, float]]] = [[] for _ in range(n)]  # accepted values, for late chargers
         restarts = sorted(f.start_s for f in sc.faults if f.kind == "restart")
         true_limits = tree.limits.copy()
+        bill = DemandGuard(self.bill_rule)  # the month's billed EV demand, from the truth
+        month_peaks: list[float] = []
+        month_starts = list(self.months)
         # All chargers announce themselves at boot.
         for p in range(n):
             self._status(p, "Available", 0.0)
@@ -211,6 +252,12 @@ class Replay:
         wall0 = time.perf_counter()
         while t < sc.duration_s:
             wake = False
+            if month_starts and t >= month_starts[0]:
+                month_starts.pop(0)
+                month_peaks.append(bill.peak_kw)
+                bill.new_month()
+                if self.guard is not None:
+                    self.guard.new_month()
             # ---- arrivals and departures
             while ai < len(arrivals) and arrivals[ai].arrival_s <= t:
                 s = arrivals[ai]
@@ -319,6 +366,18 @@ class Replay:
             if (wake or t >= next_cycle) and (present.any() or wake):
                 next_cycle = t + self.cycle_s
                 c0 = time.perf_counter()
+                if self.guard is not None:
+                    needs = self.ctrl.needs
+                    takes = self.ctrl.demand(t).ev_max
+                    max_kw = np.minimum(np.nan_to_num(takes, posinf=1e9), port_max) * volts / 1000.0
+                    remaining = np.where(self.ctrl.present, needs.remaining_wh, 0.0)
+                    owed = owed_kw(t, remaining, needs.departure_s, max_kw, NEED_BUFFER_S)
+                    decision = self.guard.decide(self.clock0 + t, owed)
+                    self.limits.demand_target_kw = decision.allowed_kw
+                    self.limits.demand_w_per_a = watts_per_line_amp(line_mask, volts, self.ctrl.present)
+                    self.limits.demand_cap_kw = self.guard.rule.cap_kw
+                    if decision.reason:
+                        self.demand_log.append(f"{self._at(t).isoformat()} {decision.reason}")
                 lim = self.limits.limits(self._at(t))
                 setpoints, to_send = self.ctrl.decide(lim, t)
                 cycle_times.append(time.perf_counter() - c0)
@@ -380,6 +439,7 @@ class Replay:
                 done[full] = True
                 self._status(int(full), "SuspendedEV", t)
             step_wh = float(wh.sum())
+            bill.record(self.clock0 + t, self.clock0 + t + dt, step_wh * 3.6 / dt)
             ev_wh += step_wh
             cost += step_wh / 1000.0 * prices[min(int(t // 900), prices.size - 1)]
             if sc.pv_surplus is not None:
@@ -392,6 +452,7 @@ class Replay:
                 for f in self._faults("meter-low", t):
                     per_line = np.where(self._ports_of(f.target)[:, None], per_line * f.factor, per_line)
                 self.ctrl.ingest_samples(per_line, delivered, t, np.flatnonzero(present))
+                self._guard_sample(t, float((per_line.max(axis=1) * volts).sum()) / 1000.0)
                 if self.recorder is not None:
                     self.recorder.sample(t, per_line, delivered, np.flatnonzero(present))
             # ---- ground truth: every node and line against its real limit
@@ -434,7 +495,13 @@ class Replay:
                 last_move = t
             # ---- a steady site (nothing in flight, no limit moving) is replayed in one leap to the next change
             k = 0
-            if can_leap and t - last_move >= self.quiet_s and present.any() and not over_now.any():
+            if (
+                can_leap
+                and t - last_move >= self.quiet_s
+                and present.any()
+                and not over_now.any()
+                and self._guard_slack(t, load)
+            ):
                 steady = (
                     (pilot == target).all()
                     and (nxt == current).all()
@@ -450,6 +517,8 @@ class Replay:
                         min((a.session.departure_s for a in active.values()), default=math.inf),
                         float(ready_at[present & (ready_at > t)].min(initial=math.inf)),
                         (math.floor((t + dt) / PRICE_BUCKET_S) + 1) * PRICE_BUCKET_S,
+                        month_starts[0] if month_starts else math.inf,
+                        self._block_end(t + dt),
                     )
                     floor_need = np.where(
                         current > 0.1 * ev_max + 1e-9,
@@ -460,6 +529,7 @@ class Replay:
             if k > 1:
                 t = self._leap(t + dt, k, dt, current, mask, volts, delivered, need, present, progress, next_sample)
                 span_wh = float((current * volts).sum()) * k * dt / 3600.0
+                bill.record(self.clock0 + t - k * dt, self.clock0 + t, float((current * volts).sum()) / 1000.0)
                 ev_wh += span_wh
                 cost += span_wh / 1000.0 * prices[min(int((t - dt) // PRICE_BUCKET_S), prices.size - 1)]
                 if unmet.any():
@@ -475,10 +545,43 @@ class Replay:
         for a in active.values():
             a.delivered_wh = delivered[a.index]
             finished.append(a)
+        self._month_peaks = [*month_peaks, bill.peak_kw]
         wall = time.perf_counter() - wall0
         return self._metrics(
             finished, over_as, excursions, cycle_times, congested_steps, util_sum, cost, ev_wh, pv_wh, t_comply, wall
         )
+
+    def _block_end(self, t: float) -> float:
+        """Scenario time at which the guard's current demand block ends (inf without a guard)."""
+        if self.guard is None:
+            return math.inf
+        interval = self.guard.rule.interval_s
+        return (math.floor((self.clock0 + t) / interval) + 1) * interval - self.clock0
+
+    def _guard_sample(self, t: float, kw: float) -> None:
+        """The guard's meter: the power of the previous sample held until this one."""
+        if self.guard is None:
+            return
+        if self._guard_from is not None:
+            t0, kw0 = self._guard_from
+            self.guard.record(self.clock0 + t0, self.clock0 + t, kw0)
+        self._guard_from = (t, kw)
+
+    def _guard_slack(self, t: float, load: np.ndarray) -> bool:
+        """True when a leap cannot cross what the demand guard allows (no guard, or well under it to the block's end).
+
+        In a block, a steady load under the allowed power only makes the allowance grow; a leap therefore
+        stops at the block's end (see the horizon) and needs the service rows 1 A under the cap now.
+        """
+        if self.guard is None:
+            return True
+        if self.guard.rule.rolling or self.limits.demand_target_kw is None:
+            return False
+        i = self.tree.node_index.get(ROOT)
+        if i is None:
+            return True
+        cap = self.limits.limits(self._at(t))[i]
+        return bool((load.reshape(-1, 3)[i] < cap - 1.0).all())
 
     def _leap(
         self,
@@ -514,6 +617,7 @@ class Replay:
         delivered += wh
         np.maximum(need - wh, 0.0, out=need)
         self.ctrl.ingest_samples(per_line, delivered, t_last, ports)
+        self._guard_sample(t_last, float((current * volts).sum()) / 1000.0)
         if progress is not None and int(t_last // 3600) > int((t_next - dt) // 3600):
             progress(t_last / self.scenario.duration_s)
         return t_last + dt
@@ -566,6 +670,10 @@ class Replay:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
             "wall_s": round(wall, 2),
             "leaps": self.leaps,
+            "demand_managed": self.guard is not None,
+            "demand_peak_kw_by_month": [round(kw, 2) for kw in self._month_peaks],
+            "demand_charge": round(sum(self._month_peaks) * self._demand_rate, 2),
+            "demand_raises": len(self.guard.raises) if self.guard is not None else None,
             "over_limit_As_by_node": {k: round(v, 1) for k, v in sorted(self.over_by_node.items())},
         }
 

@@ -8,6 +8,7 @@ gap in information is filled with a conservative assumption:
 - PV surplus: in `pv-only` mode the EV load on the PV node follows the surplus, switched on only
   after the surplus has covered 6 A for `enable_s` and off after it has fallen short for `disable_s`.
 - manual limit: an operator/BMS cap; an empty reading clears it.
+- demand cap: the power the demand guard (`evsite.control.demand`) allows, on the service.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from evsite.control.failsafe import building_node, subtract_upstream
 from evsite.control.tree import LINE_INDEX, ConstraintTree
 from evsite.runtime.events import SiteSignal
 from evsite.site.model import WEEKDAYS, PvCharging, Site, Tariff
-from evsite.site.topology import J1772_MIN_A, line_current_a
+from evsite.site.topology import J1772_MIN_A, ROOT, line_current_a
 
 STALE_AFTER_S = 30.0
 """A building reading older than this counts as lost (meters are polled every few seconds)."""
@@ -65,6 +66,9 @@ class SiteLimits:
     dr: dict[str, _Cap] = field(default_factory=dict)
     manual: dict[str, np.ndarray] = field(default_factory=dict)
     pv_surplus: _Reading | None = None
+    demand_cap_kw: float | None = None  # a capacity limit: converted at the worst wiring, a hard limit
+    demand_target_kw: float | None = None  # the demand guard's allowance: a target, not a safety limit
+    demand_w_per_a: float | None = None  # watts per service line-ampere of the EVs now charging (target only)
     _pv_on: bool = False
     _pv_since: datetime | None = None
     _pv_cap: np.ndarray | None = None
@@ -126,6 +130,18 @@ class SiteLimits:
         for node, vec in self.manual.items():
             i = self.tree.node_index[node]
             limits[i] = np.minimum(limits[i], vec)
+        if ROOT in self.tree.node_index:
+            i = self.tree.node_index[ROOT]
+            if self.demand_cap_kw is not None:
+                # kW -> A per line at V_LN per line-ampere (√3·V_LL / 3 lines): no wiring gets more power out
+                # of an ampere on a line, so the cap holds for 1φ, line-to-line and 3φ chargers alike.
+                limits[i] = np.minimum(limits[i], line_current_a(self.site.service.system, self.demand_cap_kw))
+            if self.demand_target_kw is not None:
+                if self.demand_w_per_a:
+                    target_a = self.demand_target_kw * 1000.0 / self.demand_w_per_a
+                else:
+                    target_a = line_current_a(self.site.service.system, self.demand_target_kw)
+                limits[i] = np.minimum(limits[i], target_a)
         self._apply_pv(limits, now)
         return np.maximum(limits, 0.0)
 
