@@ -81,8 +81,12 @@ def test_owed_power_is_the_earliest_deadline_bound() -> None:
     # 10 kWh due in 1 h (10 kW), 20 kWh due in 4 h (5 kW): 10 kW; no departure and nothing left owe nothing.
     assert owed_kw(now, remaining, departure) == pytest.approx(10.0)
     assert owed_kw(now, np.zeros(2), np.array([now + 10.0, math.inf])) == 0.0
-    # The first car can take only 3 kW (tapering): 3 kW for the first deadline, (3 + 7) = 10 ≥ 5 for the second.
-    assert owed_kw(now, remaining, departure, np.array([3.0, 7.0, 7.0, 7.0])) == pytest.approx(5.0)
+    # The first car can take only 3 kW (tapering): 3 kW for the first deadline, (3 + 7) = 10 ≥ 5 for the second;
+    # the car with no departure is owed all it can take (7 kW): 5 + 7 = 12 kW.
+    assert owed_kw(now, remaining, departure, np.array([3.0, 7.0, 7.0, 7.0])) == pytest.approx(12.0)
+    # Half an hour of buffer: 10 kWh due in 0.5 h = 20 kW (capped at the car's 3 kW), 20 kWh in 3.5 h = 5.71 kW.
+    assert owed_kw(now, remaining[:2], departure[:2], None, 1800.0) == pytest.approx(20.0)
+    assert owed_kw(now, remaining[:2], departure[:2], np.array([3.0, 7.0]), 1800.0) == pytest.approx(20 / 3.5)
 
 
 def test_watts_per_line_ampere_of_the_charging_ports() -> None:
@@ -148,3 +152,34 @@ def test_replay_bills_a_lower_demand_charge_when_managed_and_delivers_the_energy
     assert managed["demand_peak_kw_by_month"][0] < 0.3 * free["demand_peak_kw_by_month"][0]
     assert managed["energy_delivered_pct"] >= 99.0 and managed["sessions_fully_served"] == 6
     assert managed["over_limit_As"] == 0.0
+
+
+async def test_live_loop_holds_the_peak_only_where_departures_are_known() -> None:
+    import time
+
+    from evsite.control.loop import ControlLoop
+    from evsite.runtime.events import EventBus
+
+    from .test_loop import FakeChargers
+
+    site = example_site("multifamily-30")
+    site.control.manage_demand = True
+    loop = ControlLoop(site, EventBus(), FakeChargers())
+    c = loop.controller
+    c.present[:2] = True  # MF-P1-01 (L1-L2) and MF-P1-02 (L2-L3) want energy; departures unknown
+    loop.cycle()
+    # Unknown departures: each car is owed all it can take, 40 A × 208 V = 8.32 kW: the month's first peak is
+    # raised to 2 × 8.32 × 1.25 × 1.05 = 21.84 kW, and the operator is told.
+    assert loop.demand is not None and loop.demand.guard.target_kw == pytest.approx(21.84)
+    assert any(a["kind"] == "demand-peak-raised" for a in loop.alerts())
+    # Both known to need 1 kWh and to leave in 10 h: 2 kWh over 9.5 h (half an hour of buffer) is 0.2105 kW;
+    # × 1.25 × 1.05 = 0.2763 kW; two 208 V ports on L1-L2 and L2-L3 give 416 W per A over L2's 2 A: 0.66 A.
+    loop.demand.guard.new_month()
+    for p in (0, 1):
+        c.needs.requested_wh[p], c.needs.delivered_wh[p] = 1000.0, 0.0
+        c.needs.departure_s[p] = time.time() + 36_000.0
+    loop.cycle()
+    assert loop.demand.guard.target_kw == pytest.approx(2.0 / 9.5 * 1.25 * 1.05, rel=1e-3)
+    service = loop.limits.limits(limits_now())[loop.controller.tree.node_index["service"]]
+    assert service == pytest.approx(np.full(3, 2.0 / 9.5 * 1.25 * 1.05 * 1000.0 / 208.0), rel=1e-3)
+    assert (c.sent[:2] == 0.0).all()  # under one car's 6 A: held for now (the peak is worth more than waiting)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -76,19 +77,23 @@ def owed_kw(
     Σᵢ≤ₖ remainingᵢ / (dₖ − now) (the earliest-deadline-first bound on one shared supply). More power
     than those cars can take (`max_kw`: a tapering car's draw, a car's on-board limit) does not help
     them, so each term is capped at Σᵢ≤ₖ max_kwᵢ: a car that is late and tapering does not buy a peak.
-    Cars with no known departure owe nothing by any time. `buffer_s`: aim to be done this long before
-    each departure (the fair policy's `NEED_BUFFER_S`: the last 15 % of a car's energy comes slowly).
+    A car whose departure or energy is unknown is owed what it can take (`max_kw`, nothing without it):
+    as in the fair policy's weights, knowing less never earns less, so demand management bites only
+    where departures are known (ISO 15118, the API, a replay). `buffer_s`: aim to be done this long
+    before each departure (the fair policy's `NEED_BUFFER_S`: the last 15 % of the energy comes slowly).
     """
-    known = np.isfinite(departure_s) & (remaining_wh > 0)
+    unknown = (~np.isfinite(departure_s) | np.isnan(remaining_wh)) & ~(remaining_wh <= 0)
+    floor = float(max_kw[unknown].sum()) if max_kw is not None else 0.0
+    known = ~unknown & (remaining_wh > 0)
     if not known.any():
-        return 0.0
+        return floor
     order = np.argsort(departure_s[known], kind="stable")
     due_wh = np.cumsum(remaining_wh[known][order])
     hours = np.maximum(departure_s[known][order] - buffer_s - now, MIN_HORIZON_S) / 3600.0
     rate_kw = due_wh / hours / 1000.0
     if max_kw is not None:
         rate_kw = np.minimum(rate_kw, np.cumsum(max_kw[known][order]))
-    return float(rate_kw.max())
+    return floor + float(rate_kw.max())
 
 
 def watts_per_line_amp(line_mask: np.ndarray, volts: np.ndarray, ports: np.ndarray) -> float | None:
@@ -222,3 +227,54 @@ class DemandGuard:
         if self.rule.cap_kw is not None:
             ev = min(ev, self.rule.cap_kw - other_kw)
         return DemandDecision(max(0.0, ev), self.target_kw, raised, reason)
+
+
+class DemandManager:
+    """The guard wired to a controller and a site's limits: the one place loop and replay share.
+
+    Each control cycle: `measure(now, ev_kw)` with the EVs' measured power (held until the next
+    reading, as a meter integrates), then `apply(now, limits, needs)` before the limits are read. Times
+    are on the wall clock (`clock0` + the caller's seconds), so blocks start on the quarter hour.
+    """
+
+    def __init__(self, rule: DemandRule, line_mask: np.ndarray, volts: np.ndarray, clock0: float = 0.0) -> None:
+        self.guard = DemandGuard(rule)
+        self.line_mask = line_mask
+        self.volts = volts
+        self.clock0 = clock0
+        self.log: list[tuple[float, str]] = []  # (time, reason) of every raise
+        self._last: tuple[float, float] | None = None
+
+    def measure(self, now: float, ev_kw: float) -> None:
+        """The EV load's power now; the previous reading is taken to have held since it came."""
+        if self._last is not None:
+            t0, kw0 = self._last
+            self.guard.record(self.clock0 + t0, self.clock0 + now, kw0)
+        self._last = (now, ev_kw)
+
+    def apply(
+        self,
+        now: float,
+        limits: Any,
+        present: np.ndarray,
+        remaining_wh: np.ndarray,
+        departure_s: np.ndarray,
+        max_a: np.ndarray,
+        buffer_s: float = 0.0,
+    ) -> DemandDecision:
+        """Set the demand target and capacity cap on `limits` (a `SiteLimits`) for this cycle.
+
+        `max_a`: the most each EV will take (its on-board limit, a tapering car's draw plus headroom).
+        """
+        max_kw = np.where(present, np.nan_to_num(max_a, posinf=1e6) * self.volts / 1000.0, 0.0)
+        owed = owed_kw(
+            now, np.where(present, remaining_wh, 0.0), np.where(present, departure_s, np.inf), max_kw, buffer_s
+        )
+        decision = self.guard.decide(self.clock0 + now, owed)
+        if decision.reason:
+            self.log.append((now, decision.reason))
+            del self.log[:-100]
+        limits.demand_target_kw = decision.allowed_kw
+        limits.demand_w_per_a = watts_per_line_amp(self.line_mask, self.volts, present)
+        limits.demand_cap_kw = self.guard.rule.cap_kw
+        return decision

@@ -28,7 +28,7 @@ import numpy as np
 from evsite.control.allocate import NEED_BUFFER_S
 from evsite.control.baselines import get_policy
 from evsite.control.controller import Controller, ControllerSettings
-from evsite.control.demand import DemandGuard, DemandRule, owed_kw, watts_per_line_amp
+from evsite.control.demand import DemandGuard, DemandManager, DemandRule
 from evsite.control.scenarios import Fault, Scenario, Session
 from evsite.control.signals import SiteLimits, price_series
 from evsite.control.tree import LINES, build_tree
@@ -157,10 +157,11 @@ class Replay:
         self.ctrl = Controller(self.site, self.tree, policy, self.settings)
         self.limits = SiteLimits(self.site, self.tree, pv=self.scenario.pv)
         rule = DemandRule.from_tariff(self.site.tariff)
-        self.guard = DemandGuard(rule) if rule is not None and self.manage_demand else None
-        if rule is not None and self.guard is None:
+        self.demand: DemandManager | None = None
+        if rule is not None and self.manage_demand:
+            self.demand = DemandManager(rule, self.tree.line_mask(), self.ctrl.needs.volts, self.clock0)
+        elif rule is not None:
             self.limits.demand_cap_kw = rule.cap_kw  # a capacity limit is a limit, managed or not
-        self._guard_from: tuple[float, float] | None = None  # (time, kW) of the last sample the guard saw
 
     # ------------------------------------------------------------------ helpers
 
@@ -256,8 +257,8 @@ class Replay:
                 month_starts.pop(0)
                 month_peaks.append(bill.peak_kw)
                 bill.new_month()
-                if self.guard is not None:
-                    self.guard.new_month()
+                if self.demand is not None:
+                    self.demand.guard.new_month()
             # ---- arrivals and departures
             while ai < len(arrivals) and arrivals[ai].arrival_s <= t:
                 s = arrivals[ai]
@@ -366,16 +367,17 @@ class Replay:
             if (wake or t >= next_cycle) and (present.any() or wake):
                 next_cycle = t + self.cycle_s
                 c0 = time.perf_counter()
-                if self.guard is not None:
+                if self.demand is not None:
                     needs = self.ctrl.needs
-                    takes = self.ctrl.demand(t).ev_max
-                    max_kw = np.minimum(np.nan_to_num(takes, posinf=1e9), port_max) * volts / 1000.0
-                    remaining = np.where(self.ctrl.present, needs.remaining_wh, 0.0)
-                    owed = owed_kw(t, remaining, needs.departure_s, max_kw, NEED_BUFFER_S)
-                    decision = self.guard.decide(self.clock0 + t, owed)
-                    self.limits.demand_target_kw = decision.allowed_kw
-                    self.limits.demand_w_per_a = watts_per_line_amp(line_mask, volts, self.ctrl.present)
-                    self.limits.demand_cap_kw = self.guard.rule.cap_kw
+                    decision = self.demand.apply(
+                        t,
+                        self.limits,
+                        self.ctrl.present,
+                        needs.remaining_wh,
+                        needs.departure_s,
+                        np.minimum(self.ctrl.ev_cap, port_max),  # what each car takes (demand() has side effects)
+                        NEED_BUFFER_S,
+                    )
                     if decision.reason:
                         self.demand_log.append(f"{self._at(t).isoformat()} {decision.reason}")
                 lim = self.limits.limits(self._at(t))
@@ -553,19 +555,15 @@ class Replay:
 
     def _block_end(self, t: float) -> float:
         """Scenario time at which the guard's current demand block ends (inf without a guard)."""
-        if self.guard is None:
+        if self.demand is None:
             return math.inf
-        interval = self.guard.rule.interval_s
+        interval = self.demand.guard.rule.interval_s
         return (math.floor((self.clock0 + t) / interval) + 1) * interval - self.clock0
 
     def _guard_sample(self, t: float, kw: float) -> None:
-        """The guard's meter: the power of the previous sample held until this one."""
-        if self.guard is None:
-            return
-        if self._guard_from is not None:
-            t0, kw0 = self._guard_from
-            self.guard.record(self.clock0 + t0, self.clock0 + t, kw0)
-        self._guard_from = (t, kw)
+        """The demand guard's meter: the EVs' power from the chargers' samples."""
+        if self.demand is not None:
+            self.demand.measure(t, kw)
 
     def _guard_slack(self, t: float, load: np.ndarray) -> bool:
         """True when a leap cannot cross what the demand guard allows (no guard, or well under it to the block's end).
@@ -573,9 +571,9 @@ class Replay:
         In a block, a steady load under the allowed power only makes the allowance grow; a leap therefore
         stops at the block's end (see the horizon) and needs the service rows 1 A under the cap now.
         """
-        if self.guard is None:
+        if self.demand is None:
             return True
-        if self.guard.rule.rolling or self.limits.demand_target_kw is None:
+        if self.demand.guard.rule.rolling or self.limits.demand_target_kw is None:
             return False
         i = self.tree.node_index.get(ROOT)
         if i is None:
@@ -670,10 +668,10 @@ class Replay:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
             "wall_s": round(wall, 2),
             "leaps": self.leaps,
-            "demand_managed": self.guard is not None,
+            "demand_managed": self.demand is not None,
             "demand_peak_kw_by_month": [round(kw, 2) for kw in self._month_peaks],
             "demand_charge": round(sum(self._month_peaks) * self._demand_rate, 2),
-            "demand_raises": len(self.guard.raises) if self.guard is not None else None,
+            "demand_raises": len(self.demand.guard.raises) if self.demand is not None else None,
             "over_limit_As_by_node": {k: round(v, 1) for k, v in sorted(self.over_by_node.items())},
         }
 
