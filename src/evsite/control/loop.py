@@ -135,7 +135,7 @@ class ControlLoop:
                 {
                     "key": "demand-peak",
                     "kind": "demand-peak-raised",
-                    "severity": "info",
+                    "severity": "warning",
                     "message": self.demand.log[-1][1],
                 }
             )
