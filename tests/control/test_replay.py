@@ -143,7 +143,7 @@ def test_steady_steps_stop_before_the_taper_and_the_horizon() -> None:
     assert k == 1
 
 
-def test_leaping_over_steady_charging_gives_the_same_replay() -> None:
+def test_leaps_and_quiet_cycles_give_the_same_replay() -> None:
     from evsite.control.replay import Replay
 
     site = example_site("residential")
@@ -152,7 +152,7 @@ def test_leaping_over_steady_charging_gives_the_same_replay() -> None:
         Session(evse, 600.0, 6 * HOUR, 30_000.0, ev_max_a=16.0),  # 16 A on a 48 A charger for hours: steady
         Session(evse, 7 * HOUR, 9 * HOUR, 4_000.0, ev_max_a=32.0),
     ]
-    fine = Replay(Scenario("steady", site, sessions, 10 * HOUR), "fair", leap_s=0.0).run()
+    fine = Replay(Scenario("steady", site, sessions, 10 * HOUR), "fair", leap_s=0.0, quiet_cycles=False).run()
     fast = Replay(Scenario("steady", site, sessions, 10 * HOUR), "fair").run()
     assert fine["leaps"] == 0 and fast["leaps"] > 10
     for key in (

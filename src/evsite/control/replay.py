@@ -121,14 +121,19 @@ class Replay:
         recorder: Recorder | None = None,
         leap_s: float = LEAP_MAX_S,
         manage_demand: bool | None = None,
+        quiet_cycles: bool = True,
     ) -> None:
         """`leap_s`: steady stretches are replayed in one step of at most this long (0: step by step).
+
+        `quiet_cycles`: skip a control cycle when the controller has nothing new (no event, no meter sample,
+        nothing sent in its last cycle) in scenarios without moving signals; its timers act at the next sample.
 
         `manage_demand`: hold the EV load under the month's billed peak (default: the site's setting).
         """
         self.scenario = scenario
         self.leap_s = leap_s
         self.leaps = 0
+        self.quiet_cycles = quiet_cycles
         self.quiet_s = QUIET_S
         self.recorder = recorder
         self.policy_name = policy
@@ -228,6 +233,7 @@ class Replay:
         upstream = np.array([k in UPSTREAM_KINDS for k in tree.kinds])
         next_cycle = 0.0
         last_move = 0.0  # the last time anything changed that a leap cannot replay
+        news = True  # the controller has something it has not decided on yet
         can_leap = (
             self.leap_s > 0
             and sc.building is None
@@ -364,8 +370,12 @@ class Replay:
                         reading = _vec(node_now[node_row])
                         self.ctrl.observe(MeterSample(meter_id, 0, self._at(t), current_a=reading), t)
             # ---- control cycle
-            if (wake or t >= next_cycle) and (present.any() or wake):
+            # A cycle with nothing new for the controller (no event, no sample, nothing sent last time, no
+            # signal that can move) is skipped when `quiet_cycles` is on: its timers act at the next sample.
+            idle = self.quiet_cycles and can_leap and not (wake or news)
+            if (wake or t >= next_cycle) and (present.any() or wake) and not idle:
                 next_cycle = t + self.cycle_s
+                news = False
                 c0 = time.perf_counter()
                 if self.demand is not None:
                     needs = self.ctrl.needs
@@ -383,6 +393,7 @@ class Replay:
                 lim = self.limits.limits(self._at(t))
                 setpoints, to_send = self.ctrl.decide(lim, t)
                 cycle_times.append(time.perf_counter() - c0)
+                news = news or len(to_send) > 0
                 for p in to_send:
                     value = float(setpoints[p])
                     ok = tree.ports[p].charge_point_id not in rejected_now
@@ -454,6 +465,7 @@ class Replay:
                 for f in self._faults("meter-low", t):
                     per_line = np.where(self._ports_of(f.target)[:, None], per_line * f.factor, per_line)
                 self.ctrl.ingest_samples(per_line, delivered, t, np.flatnonzero(present))
+                news = True
                 self._guard_sample(t, float((per_line.max(axis=1) * volts).sum()) / 1000.0)
                 if self.recorder is not None:
                     self.recorder.sample(t, per_line, delivered, np.flatnonzero(present))
