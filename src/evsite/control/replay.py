@@ -181,6 +181,8 @@ class Replay:
         return [f.target for f in self._faults(kind, t)]
 
     def _faults(self, kind: str, t: float) -> list[Fault]:
+        if not self.scenario.faults:
+            return []
         return [f for f in self.scenario.faults if f.kind == kind and f.start_s <= t < f.end_s]
 
     def _ports_of(self, target: str) -> np.ndarray:
@@ -363,7 +365,8 @@ class Replay:
                     self.limits.update(
                         SiteSignal("pv_surplus", sc.pv.node, _vec(sc.pv_surplus(t)), "pv", at=self._at(t))
                     )
-                true_limits = self.truth.limits(self._at(t))
+                if not can_leap or t == 0.0:  # without signals the true limits never move
+                    true_limits = self.truth.limits(self._at(t))
                 if sc.node_meters:
                     node_now = tree.node_load_lines(current[:, None] * mask)
                     for meter_id, node_row in self.ctrl.node_meters.items():
