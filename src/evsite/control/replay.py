@@ -553,6 +553,7 @@ class Replay:
                     congested_steps += k
                     util_sum += k * float(ratio.max(initial=0.0))
                 next_sample = t - dt + self.meter_s
+                news = True  # the leap ended with a meter sample: the controller decides on it before any next leap
                 continue
             # ---- skip idle time (nothing plugged in, nothing happening) in one jump
             if not present.any() and ai < len(arrivals) and not sc.dr and sc.pv_surplus is None:
