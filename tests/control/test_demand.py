@@ -173,7 +173,8 @@ async def test_live_loop_holds_the_peak_only_where_departures_are_known() -> Non
     assert loop.demand is not None and loop.demand.guard.target_kw == pytest.approx(21.84)
     assert any(a["kind"] == "demand-peak-raised" for a in loop.alerts())
     # Both known to need 1 kWh and to leave in 10 h: 2 kWh over 9.5 h (half an hour of buffer) is 0.2105 kW;
-    # × 1.25 × 1.05 = 0.2763 kW; two 208 V ports on L1-L2 and L2-L3 give 416 W per A over L2's 2 A: 0.66 A.
+    # × 1.25 × 1.05 = 0.2763 kW; two 208 V ports on L1-L2 and L2-L3 give 416 W per A while L2 carries 2 A:
+    # 208 W per line-ampere, so 1.33 A on each line of the service, under one car's 6 A.
     loop.demand.guard.new_month()
     for p in (0, 1):
         c.needs.requested_wh[p], c.needs.delivered_wh[p] = 1000.0, 0.0
@@ -181,5 +182,20 @@ async def test_live_loop_holds_the_peak_only_where_departures_are_known() -> Non
     loop.cycle()
     assert loop.demand.guard.target_kw == pytest.approx(2.0 / 9.5 * 1.25 * 1.05, rel=1e-3)
     service = loop.limits.limits(limits_now())[loop.controller.tree.node_index["service"]]
-    assert service == pytest.approx(np.full(3, 2.0 / 9.5 * 1.25 * 1.05 * 1000.0 / 208.0), rel=1e-3)
+    assert service == pytest.approx(np.full(3, 1.3))  # 276.3 W / 208 W per line-ampere = 1.33 A, in 0.1 A steps
     assert (c.sent[:2] == 0.0).all()  # under one car's 6 A: held for now (the peak is worth more than waiting)
+
+
+def test_the_demand_target_drops_at_once_and_rises_past_a_band() -> None:
+    site = example_site("multifamily-30")
+    tree = build_tree(site)
+    limits = SiteLimits(site, tree)
+    limits.demand_w_per_a = 312.0  # 1φ 208 V ports spread over the three pairs
+    service = tree.node_index["service"]
+    seen = []
+    for kw in (36.0, 36.2, 37.0, 35.0):
+        limits.demand_target_kw = kw
+        seen.append(float(limits.limits(limits_now())[service][0]))
+    # 36 kW / 312 W = 115.38 -> 115.3 A; 36.2 kW = 116.03 A is within 1 A: held; 37 kW = 118.59 -> 118.5 A;
+    # 35 kW = 112.18 -> 112.1 A at once.
+    assert seen == pytest.approx([115.3, 115.3, 118.5, 112.1])

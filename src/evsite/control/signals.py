@@ -13,6 +13,7 @@ gap in information is filled with a conservative assumption:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -69,6 +70,8 @@ class SiteLimits:
     demand_cap_kw: float | None = None  # a capacity limit: converted at the worst wiring, a hard limit
     demand_target_kw: float | None = None  # the demand guard's allowance: a target, not a safety limit
     demand_w_per_a: float | None = None  # watts per service line-ampere of the EVs now charging (target only)
+    demand_band_a: float = 1.0  # the target's current drops at once and rises only this far past the held value
+    _demand_held_a: float | None = None
     _pv_on: bool = False
     _pv_since: datetime | None = None
     _pv_cap: np.ndarray | None = None
@@ -141,9 +144,22 @@ class SiteLimits:
                     target_a = self.demand_target_kw * 1000.0 / self.demand_w_per_a
                 else:
                     target_a = line_current_a(self.site.service.system, self.demand_target_kw)
-                limits[i] = np.minimum(limits[i], target_a)
+                limits[i] = np.minimum(limits[i], self._hold_demand(target_a))
         self._apply_pv(limits, now)
         return np.maximum(limits, 0.0)
+
+    def _hold_demand(self, target_a: float) -> float:
+        """The demand target in 0.1 A steps, down at once, up only past `demand_band_a`.
+
+        The allowance moves a little every cycle (a block fills, cars come and go); following every move
+        would resend setpoints each cycle for no money. Holding a lower value never exceeds the target.
+        """
+        target_a = math.floor(target_a * 10.0 + 1e-9) / 10.0
+        held = self._demand_held_a
+        if held is None or target_a < held or target_a >= held + self.demand_band_a:
+            held = target_a
+        self._demand_held_a = held
+        return held
 
     def _apply_pv(self, limits: np.ndarray, now: datetime) -> None:
         if self.pv.mode == "off":
