@@ -133,7 +133,11 @@ class Replay:
         self.scenario = scenario
         self.leap_s = leap_s
         self.leaps = 0
-        self.quiet_cycles = quiet_cycles
+        # The MPC follows a plan that moves with time, so it must see every cycle as the live loop does: with
+        # quiet cycles its workplace day changed (68.55 → 68.75 % energy, 58 → 39 changes per session).
+        self.quiet_cycles = quiet_cycles and policy != "mpc"
+        if policy == "mpc":
+            self.leap_s = 0.0
         self.quiet_s = QUIET_S
         self.recorder = recorder
         self.policy_name = policy
