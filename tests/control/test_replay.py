@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -124,3 +125,42 @@ def test_the_multifamily_month_is_a_named_scenario_without_an_import_cycle() -> 
         scenarios.get_scenario("nowhere")  # the message lists every name, the month included
     with pytest.raises(KeyError):
         get_scenario("multifamily-month")  # the load manager alone does not know the billing generator
+
+
+def test_steady_steps_stop_before_the_taper_and_the_horizon() -> None:
+    from evsite.control.replay import steady_steps
+
+    one = np.ones(1, dtype=bool)
+    # 32 A at 240 V for 2 s is 32 * 240 * 2 / 3600 = 4.2667 Wh a step; the taper reaches 32 A at 3000 Wh left
+    # (0.15 * 20 kWh), so from 10,000 Wh left (10,000 - 3000) / 4.2667 = 1640.6 -> 1640 steady steps.
+    k = steady_steps(0.0, 2.0, 1e9, one, np.array([32.0]), np.array([10_000.0]), np.array([3000.0]), np.array([240.0]))
+    assert k == 1640
+    # An arrival at t = 7 s: steps at 0, 2, 4, 6 are before it, the one at 8 s must be an ordinary step.
+    k = steady_steps(0.0, 2.0, 7.0, one, np.array([32.0]), np.array([10_000.0]), np.array([3000.0]), np.array([240.0]))
+    assert k == 4
+    # A car on its taper floor (no taper bound) still stops one step short of finishing: 10 / 4.2667 = 2.3 -> 1.
+    k = steady_steps(0.0, 2.0, 1e9, one, np.array([32.0]), np.array([10.0]), np.array([0.0]), np.array([240.0]))
+    assert k == 1
+
+
+def test_leaps_and_quiet_cycles_give_the_same_replay() -> None:
+    from evsite.control.replay import Replay
+
+    site = example_site("residential")
+    evse = site.evse[0].id
+    sessions = [
+        Session(evse, 600.0, 6 * HOUR, 30_000.0, ev_max_a=16.0),  # 16 A on a 48 A charger for hours: steady
+        Session(evse, 7 * HOUR, 9 * HOUR, 4_000.0, ev_max_a=32.0),
+    ]
+    fine = Replay(Scenario("steady", site, sessions, 10 * HOUR), "fair", leap_s=0.0, quiet_cycles=False).run()
+    fast = Replay(Scenario("steady", site, sessions, 10 * HOUR), "fair").run()
+    assert fine["leaps"] == 0 and fast["leaps"] > 10
+    for key in (
+        "energy_delivered_kwh",
+        "sessions_fully_served",
+        "over_limit_As",
+        "energy_cost",
+        "pause_resume_per_session",
+    ):
+        assert fast[key] == fine[key], key
+    assert fast["cycles"] < fine["cycles"] / 3

@@ -35,7 +35,7 @@ EXCURSION_ALERT_S = 15.0
 """A node above its limit for longer than this raises an alert (EVs take up to ~15 s to follow)."""
 
 
-CONTROL_ALERTS = {"charger-noncompliant", "meter-mismatch"}
+CONTROL_ALERTS = {"charger-noncompliant", "meter-mismatch", "demand-peak-raised"}
 """Alert kinds the load manager raises itself (mirrored on every tick, cleared when it drops them)."""
 
 
@@ -105,6 +105,7 @@ class ManualLimit:
 class Alert:
     key: str
     # charger-offline | profile-rejected | meter-stale | limit-excursion | charger-noncompliant | meter-mismatch
+    # | demand-peak-raised
     kind: str
     severity: str  # warning | critical
     message: str

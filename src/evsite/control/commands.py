@@ -40,6 +40,14 @@ def replay(
         ),
     ] = None,
     no_db: Annotated[bool, typer.Option("--no-db", help="Store nothing; only print the metrics.")] = False,
+    manage_demand: Annotated[
+        bool | None,
+        typer.Option(
+            "--manage-demand/--no-manage-demand",
+            help="Hold the EV load under the month's billed demand peak (default: the site's control.manage_demand).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Replay days of site time in seconds: modelled EVs, the real controller, safety and service metrics."""
     from rich.console import Console
@@ -89,7 +97,7 @@ def replay(
         raise typer.Exit(2)
     if hours is not None:
         run.duration_s = hours * 3600.0
-    sim = Replay(run, policy)
+    sim = Replay(run, policy, manage_demand=manage_demand)
     url = None if no_db else db or (_default_db(site_file) if site_file is not None else None)
     recorder = _recorder(url, sim, err) if url else None
     try:
@@ -113,6 +121,8 @@ def replay(
         if key != "stored":
             table.add_row(key, "—" if value is None else str(value))
     Console().print(table)
+    for line in sim.demand_log[-5:]:
+        err.print(f"demand: {line}")
     if stored is not None:
         err.print(
             f"stored {stored['transactions']} sessions and {stored['meter_samples']} meter samples in "

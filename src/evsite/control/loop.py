@@ -34,10 +34,13 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from evsite.control.allocate import NEED_BUFFER_S
 from evsite.control.controller import Controller, ControllerSettings, Policy
+from evsite.control.demand import DemandManager, DemandRule
 from evsite.control.signals import SiteLimits
 from evsite.control.tree import LINES, build_tree
 from evsite.runtime.events import ChargerCommands, EvChargingNeeds, EventBus, MeterSample, SiteSignal
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 
 LIVENESS_CYCLES = 3.0
 """A cycle vouches for this many cycle periods, so one late cycle (a busy event loop) is not a death."""
+DEMAND_ALERT_S = 3600.0
+"""A raised demand peak stays in the alert list this long: the operator should see it, it needs no action."""
 
 
 def policy_function(name: str, site: Site | None = None) -> Policy:
@@ -91,6 +96,14 @@ class ControlLoop:
         self._sends: set[asyncio.Task[None]] = set()
         self._open: DispatchRecord | None = None
         self._current_limits = tree.limits.copy()
+        self.demand: DemandManager | None = None
+        self._month: str | None = None
+        rule = DemandRule.from_tariff(site.tariff)
+        if rule is not None and site.control.manage_demand:
+            self.demand = DemandManager(rule, tree.line_mask(), self.controller.needs.volts)
+        elif rule is not None:
+            self.limits.demand_cap_kw = rule.cap_kw  # a capacity limit is a limit, managed or not
+        self._port_max = np.array([p.max_a for p in tree.ports])
         # Meters that see only the building (no EV behind them): their readings need no hold.
         self._direct_meters = {m.id for m in site.meters if m.role.value == "building"}
         self._ev_needs: dict[int, dict[str, float]] = {}  # port → the needs values a car last wrote
@@ -117,7 +130,18 @@ class ControlLoop:
 
     def alerts(self) -> list[dict[str, str]]:
         """The controller's active alerts (non-compliant chargers by name, node meter gaps) for the API."""
-        return self.controller.alerts(time.time())
+        now = time.time()
+        out = self.controller.alerts(now)
+        if self.demand is not None and self.demand.log and now - self.demand.log[-1][0] < DEMAND_ALERT_S:
+            out.append(
+                {
+                    "key": "demand-peak",
+                    "kind": "demand-peak-raised",
+                    "severity": "warning",
+                    "message": self.demand.log[-1][1],
+                }
+            )
+        return out
 
     async def _consume(self) -> None:
         async with self.bus.subscribe() as queue:
@@ -234,6 +258,8 @@ class ControlLoop:
     def cycle(self) -> None:
         started = time.perf_counter()
         now = time.time()
+        if self.demand is not None:
+            self._manage_demand(now)
         self._current_limits = self.limits.limits(datetime.now(UTC))
         setpoints, to_send = self.controller.decide(self._current_limits, now)
         self.cycle_times_s.append(time.perf_counter() - started)
@@ -253,6 +279,28 @@ class ControlLoop:
                 timer.add_done_callback(self._sends.discard)
             else:
                 record.t_dispatch_s = time.time() - record.signal_at
+
+    def _manage_demand(self, now: float) -> None:
+        """Feed the demand guard the EVs' measured power and set this cycle's demand target."""
+        assert self.demand is not None
+        c = self.controller
+        month = datetime.fromtimestamp(now, ZoneInfo(self.site.timezone)).strftime("%Y-%m")
+        if month != self._month:
+            if self._month is not None:
+                self.demand.guard.new_month()
+            self._month = month
+        self.demand.measure(now, float((c.measured.max(axis=1) * c.needs.volts).sum()) / 1000.0)
+        decision = self.demand.apply(
+            now,
+            self.limits,
+            c.present,
+            c.needs.remaining_wh,
+            c.needs.departure_s,
+            np.minimum(c.ev_cap, self._port_max),  # what each car takes (demand() has side effects)
+            NEED_BUFFER_S,
+        )
+        if decision.reason:
+            log.info("%s", decision.reason)
 
     async def _time_dispatch(self, record: DispatchRecord, tasks: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -25,18 +25,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from evsite.control.allocate import NEED_BUFFER_S
 from evsite.control.baselines import get_policy
 from evsite.control.controller import Controller, ControllerSettings
+from evsite.control.demand import DemandGuard, DemandManager, DemandRule
 from evsite.control.scenarios import Fault, Scenario, Session
 from evsite.control.signals import SiteLimits, price_series
 from evsite.control.tree import LINES, build_tree
 from evsite.runtime.events import ConnectorStatus, MeterSample, SiteSignal, TransactionEvent
 from evsite.site.model import PvCharging
-from evsite.site.topology import J1772_MIN_A, UPSTREAM_KINDS
+from evsite.site.topology import J1772_MIN_A, ROOT, UPSTREAM_KINDS
 
 PILOT_UPDATE_S = 5.0
 EXCURSION_S = 15.0
 SIGNAL_PERIOD_S = 2.0
+LEAP_MAX_S = 300.0  # the longest stretch of steady site time replayed in one step
+QUIET_S = 120.0  # how long nothing must have moved before a leap (covers the controller's pause and sample windows)
+PRICE_BUCKET_S = 900.0
 
 
 @dataclass
@@ -51,6 +56,49 @@ class _Active:
 
 def _vec(amps: np.ndarray) -> dict[str, float]:
     return {name: float(a) for name, a in zip(LINES, amps, strict=True)}
+
+
+def steady_steps(
+    t_next: float,
+    dt: float,
+    horizon: float,
+    present: np.ndarray,
+    current: np.ndarray,
+    need: np.ndarray,
+    taper_floor_need: np.ndarray,
+    volts: np.ndarray,
+) -> int:
+    """How many `dt` steps from `t_next` keep every EV's current exactly as it is now.
+
+    The caller has checked that nothing is in flight; what still ends a steady stretch is time (`horizon`:
+    the next arrival, departure, car waking up, price period) and energy: a charging car must stay above
+    the energy where its taper falls below its current (`taper_floor_need`), and must not finish inside
+    the stretch, so its `SuspendedEV` comes on the very step it would have without leaping.
+    """
+    k = math.ceil((horizon - t_next) / dt - 1e-9)  # step times t_next + j·dt < horizon
+    per_step = current * volts * dt / 3600.0
+    charging = present & (per_step > 0)
+    if charging.any():
+        room = need[charging] - np.maximum(taper_floor_need[charging], per_step[charging])
+        k = min(k, int(np.floor(room / per_step[charging]).min()))
+    return max(k, 0)
+
+
+def _month_starts(scenario: Scenario) -> list[float]:
+    """Scenario times (s) at which a new site-local billing month begins, after the start."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(scenario.site.timezone)
+    local = scenario.start.astimezone(tz)
+    out: list[float] = []
+    year, month = local.year, local.month
+    while True:
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        first = local.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+        t = first.timestamp() - local.timestamp()
+        if t >= scenario.duration_s:
+            return out
+        out.append(t)
 
 
 class Recorder(Protocol):
@@ -71,8 +119,26 @@ class Replay:
         *,
         cycle_s: float | None = None,
         recorder: Recorder | None = None,
+        leap_s: float = LEAP_MAX_S,
+        manage_demand: bool | None = None,
+        quiet_cycles: bool = True,
     ) -> None:
+        """`leap_s`: steady stretches are replayed in one step of at most this long (0: step by step).
+
+        `quiet_cycles`: skip a control cycle when the controller has nothing new (no event, no meter sample,
+        nothing sent in its last cycle) in scenarios without moving signals; its timers act at the next sample.
+
+        `manage_demand`: hold the EV load under the month's billed peak (default: the site's setting).
+        """
         self.scenario = scenario
+        self.leap_s = leap_s
+        self.leaps = 0
+        # The MPC follows a plan that moves with time, so it must see every cycle as the live loop does: with
+        # quiet cycles its workplace day changed (68.55 → 68.75 % energy, 58 → 39 changes per session).
+        self.quiet_cycles = quiet_cycles and policy != "mpc"
+        if policy == "mpc":
+            self.leap_s = 0.0
+        self.quiet_s = QUIET_S
         self.recorder = recorder
         self.policy_name = policy
         self.site = scenario.site
@@ -80,6 +146,15 @@ class Replay:
         self.cycle_s = cycle_s or self.site.control.cycle_s
         self.meter_s = float(min(self.site.control.meter_value_interval_s, 10))
         self.settings = ControllerSettings(follow_margin_a=self.site.control.safety_margin_a)
+        self.manage_demand = self.site.control.manage_demand if manage_demand is None else manage_demand
+        self.clock0 = scenario.start.timestamp()  # demand intervals are on the utility's (wall) clock
+        self.bill_rule = DemandRule.from_tariff(self.site.tariff) or DemandRule(
+            interval_s=self.site.tariff.demand_interval_minutes * 60.0 if self.site.tariff else 900.0
+        )
+        self.months = _month_starts(scenario)
+        self.demand_log: list[str] = []
+        self._month_peaks: list[float] = []
+        self._demand_rate = float(self.site.tariff.demand_charge_per_kw) if self.site.tariff else 0.0
         self._new_controller()
         self.over_by_node: dict[str, float] = {}
         self.longest_excursion_s = 0.0
@@ -90,6 +165,12 @@ class Replay:
         policy = get_policy(self.policy_name, self.site, self.scenario.start.timestamp())
         self.ctrl = Controller(self.site, self.tree, policy, self.settings)
         self.limits = SiteLimits(self.site, self.tree, pv=self.scenario.pv)
+        rule = DemandRule.from_tariff(self.site.tariff)
+        self.demand: DemandManager | None = None
+        if rule is not None and self.manage_demand:
+            self.demand = DemandManager(rule, self.tree.line_mask(), self.ctrl.needs.volts, self.clock0)
+        elif rule is not None:
+            self.limits.demand_cap_kw = rule.cap_kw  # a capacity limit is a limit, managed or not
 
     # ------------------------------------------------------------------ helpers
 
@@ -104,6 +185,8 @@ class Replay:
         return [f.target for f in self._faults(kind, t)]
 
     def _faults(self, kind: str, t: float) -> list[Fault]:
+        if not self.scenario.faults:
+            return []
         return [f for f in self.scenario.faults if f.kind == kind and f.start_s <= t < f.end_s]
 
     def _ports_of(self, target: str) -> np.ndarray:
@@ -123,7 +206,8 @@ class Replay:
         ev_max = np.zeros(n)
         ready_at = np.zeros(n)
         lag = np.ones(n)
-        mask = tree.line_mask().astype(float)  # lines each port's current flows on (truth)
+        line_mask = tree.line_mask()
+        mask = line_mask.astype(float)  # lines each port's current flows on (truth)
         pilot = np.zeros(n)
         target = np.zeros(n)
         pilot_at = np.full(n, -math.inf)
@@ -154,6 +238,16 @@ class Replay:
         prices = price_series(self.site.tariff, sc.start, 900.0, int(sc.duration_s // 900) + 2, self.site.timezone)
         upstream = np.array([k in UPSTREAM_KINDS for k in tree.kinds])
         next_cycle = 0.0
+        last_move = 0.0  # the last time anything changed that a leap cannot replay
+        news = True  # the controller has something it has not decided on yet
+        can_leap = (
+            self.leap_s > 0
+            and sc.building is None
+            and sc.pv_surplus is None
+            and not sc.dr
+            and not sc.faults
+            and not sc.node_meters
+        )
         next_signal = 0.0
         next_sample = 0.0
         dr_sent: set[int] = set()
@@ -161,6 +255,9 @@ class Replay:
         sent_log: list[list[tuple[float, float]]] = [[] for _ in range(n)]  # accepted values, for late chargers
         restarts = sorted(f.start_s for f in sc.faults if f.kind == "restart")
         true_limits = tree.limits.copy()
+        bill = DemandGuard(self.bill_rule)  # the month's billed EV demand, from the truth
+        month_peaks: list[float] = []
+        month_starts = list(self.months)
         # All chargers announce themselves at boot.
         for p in range(n):
             self._status(p, "Available", 0.0)
@@ -168,6 +265,12 @@ class Replay:
         wall0 = time.perf_counter()
         while t < sc.duration_s:
             wake = False
+            if month_starts and t >= month_starts[0]:
+                month_starts.pop(0)
+                month_peaks.append(bill.peak_kw)
+                bill.new_month()
+                if self.demand is not None:
+                    self.demand.guard.new_month()
             # ---- arrivals and departures
             while ai < len(arrivals) and arrivals[ai].arrival_s <= t:
                 s = arrivals[ai]
@@ -266,19 +369,38 @@ class Replay:
                     self.limits.update(
                         SiteSignal("pv_surplus", sc.pv.node, _vec(sc.pv_surplus(t)), "pv", at=self._at(t))
                     )
-                true_limits = self.truth.limits(self._at(t))
+                if not can_leap or t == 0.0:  # without signals the true limits never move
+                    true_limits = self.truth.limits(self._at(t))
                 if sc.node_meters:
                     node_now = tree.node_load_lines(current[:, None] * mask)
                     for meter_id, node_row in self.ctrl.node_meters.items():
                         reading = _vec(node_now[node_row])
                         self.ctrl.observe(MeterSample(meter_id, 0, self._at(t), current_a=reading), t)
             # ---- control cycle
-            if (wake or t >= next_cycle) and (present.any() or wake):
+            # A cycle with nothing new for the controller (no event, no sample, nothing sent last time, no
+            # signal that can move) is skipped when `quiet_cycles` is on: its timers act at the next sample.
+            idle = self.quiet_cycles and can_leap and not (wake or news)
+            if (wake or t >= next_cycle) and (present.any() or wake) and not idle:
                 next_cycle = t + self.cycle_s
+                news = False
                 c0 = time.perf_counter()
+                if self.demand is not None:
+                    needs = self.ctrl.needs
+                    decision = self.demand.apply(
+                        t,
+                        self.limits,
+                        self.ctrl.present,
+                        needs.remaining_wh,
+                        needs.departure_s,
+                        np.minimum(self.ctrl.ev_cap, port_max),  # what each car takes (demand() has side effects)
+                        NEED_BUFFER_S,
+                    )
+                    if decision.reason:
+                        self.demand_log.append(f"{self._at(t).isoformat()} {decision.reason}")
                 lim = self.limits.limits(self._at(t))
                 setpoints, to_send = self.ctrl.decide(lim, t)
                 cycle_times.append(time.perf_counter() - c0)
+                news = news or len(to_send) > 0
                 for p in to_send:
                     value = float(setpoints[p])
                     ok = tree.ports[p].charge_point_id not in rejected_now
@@ -294,6 +416,7 @@ class Replay:
                                 a.paused = False
                                 a.pauses += 1
                         target[p] = value
+                        last_move = t
                         sent_log[p].append((t, value))
                         del sent_log[p][:-64]  # a late charger needs only the last minutes
             # ---- what each charger applies: a late one, the value it was sent `delay_s` ago
@@ -336,6 +459,7 @@ class Replay:
                 done[full] = True
                 self._status(int(full), "SuspendedEV", t)
             step_wh = float(wh.sum())
+            bill.record(self.clock0 + t, self.clock0 + t + dt, step_wh * 3.6 / dt)
             ev_wh += step_wh
             cost += step_wh / 1000.0 * prices[min(int(t // 900), prices.size - 1)]
             if sc.pv_surplus is not None:
@@ -348,6 +472,8 @@ class Replay:
                 for f in self._faults("meter-low", t):
                     per_line = np.where(self._ports_of(f.target)[:, None], per_line * f.factor, per_line)
                 self.ctrl.ingest_samples(per_line, delivered, t, np.flatnonzero(present))
+                news = True
+                self._guard_sample(t, float((per_line.max(axis=1) * volts).sum()) / 1000.0)
                 if self.recorder is not None:
                     self.recorder.sample(t, per_line, delivered, np.flatnonzero(present))
             # ---- ground truth: every node and line against its real limit
@@ -386,6 +512,53 @@ class Replay:
                 util_sum += float(ratio.max(initial=0.0))
             if progress is not None and int(t) % 3600 == 0:
                 progress(t / sc.duration_s)
+            if wake or upd.any() or resched.any():
+                last_move = t
+            # ---- a steady site (nothing in flight, no limit moving) is replayed in one leap to the next change
+            k = 0
+            if (
+                can_leap
+                and t - last_move >= self.quiet_s
+                and present.any()
+                and not over_now.any()
+                and self._guard_slack(t, load)
+            ):
+                steady = (
+                    (pilot == target).all()
+                    and (nxt == current).all()
+                    and bool(
+                        ((want >= current) & (want <= current + 0.5) & ((want > 0) | (current == 0)))[present].all()
+                    )
+                )
+                if steady:
+                    horizon = min(
+                        t + dt + self.leap_s,
+                        sc.duration_s,
+                        arrivals[ai].arrival_s if ai < len(arrivals) else math.inf,
+                        min((a.session.departure_s for a in active.values()), default=math.inf),
+                        float(ready_at[present & (ready_at > t)].min(initial=math.inf)),
+                        (math.floor((t + dt) / PRICE_BUCKET_S) + 1) * PRICE_BUCKET_S,
+                        month_starts[0] if month_starts else math.inf,
+                        self._block_end(t + dt),
+                    )
+                    floor_need = np.where(
+                        current > 0.1 * ev_max + 1e-9,
+                        np.maximum(0.15 * requested, 1.0) * current / np.maximum(ev_max, 1e-9),
+                        0.0,
+                    )
+                    k = steady_steps(t + dt, dt, horizon, present, current, need, floor_need, volts)
+            if k > 1:
+                t = self._leap(t + dt, k, dt, current, mask, volts, delivered, need, present, progress, next_sample)
+                span_wh = float((current * volts).sum()) * k * dt / 3600.0
+                bill.record(self.clock0 + t - k * dt, self.clock0 + t, float((current * volts).sum()) / 1000.0)
+                ev_wh += span_wh
+                cost += span_wh / 1000.0 * prices[min(int((t - dt) // PRICE_BUCKET_S), prices.size - 1)]
+                if unmet.any():
+                    congested_steps += k
+                    util_sum += k * float(ratio.max(initial=0.0))
+                next_sample = t - dt + self.meter_s
+                news = True  # the leap ended with a meter sample: the controller decides on it before any next leap
+                continue
             # ---- skip idle time (nothing plugged in, nothing happening) in one jump
             if not present.any() and ai < len(arrivals) and not sc.dr and sc.pv_surplus is None:
                 t = max(t + dt, math.floor(arrivals[ai].arrival_s / dt) * dt)
@@ -394,10 +567,78 @@ class Replay:
         for a in active.values():
             a.delivered_wh = delivered[a.index]
             finished.append(a)
+        self._month_peaks = [*month_peaks, bill.peak_kw]
         wall = time.perf_counter() - wall0
         return self._metrics(
             finished, over_as, excursions, cycle_times, congested_steps, util_sum, cost, ev_wh, pv_wh, t_comply, wall
         )
+
+    def _block_end(self, t: float) -> float:
+        """Scenario time at which the guard's current demand block ends (inf without a guard)."""
+        if self.demand is None:
+            return math.inf
+        interval = self.demand.guard.rule.interval_s
+        return (math.floor((self.clock0 + t) / interval) + 1) * interval - self.clock0
+
+    def _guard_sample(self, t: float, kw: float) -> None:
+        """The demand guard's meter: the EVs' power from the chargers' samples."""
+        if self.demand is not None:
+            self.demand.measure(t, kw)
+
+    def _guard_slack(self, t: float, load: np.ndarray) -> bool:
+        """True when a leap cannot cross what the demand guard allows (no guard, or well under it to the block's end).
+
+        In a block, a steady load under the allowed power only makes the allowance grow; a leap therefore
+        stops at the block's end (see the horizon) and needs the service rows 1 A under the cap now.
+        """
+        if self.demand is None:
+            return True
+        if self.demand.guard.rule.rolling or self.limits.demand_target_kw is None:
+            return False
+        i = self.tree.node_index.get(ROOT)
+        if i is None:
+            return True
+        cap = self.limits.limits(self._at(t))[i]
+        return bool((load.reshape(-1, 3)[i] < cap - 1.0).all())
+
+    def _leap(
+        self,
+        t_next: float,
+        k: int,
+        dt: float,
+        current: np.ndarray,
+        mask: np.ndarray,
+        volts: np.ndarray,
+        delivered: np.ndarray,
+        need: np.ndarray,
+        present: np.ndarray,
+        progress: Callable[[float], None] | None,
+        next_sample: float,
+    ) -> float:
+        """Replay `k` steady steps from `t_next` at once; returns the time of the next ordinary step.
+
+        Currents are constant, so energy is exact; the recorder still gets a sample every meter interval
+        and the controller one sample at the end, as if it had watched the whole stretch.
+        """
+        self.leaps += 1
+        rate = current * volts / 3600.0  # Wh per second
+        per_line = current[:, None] * mask
+        ports = np.flatnonzero(present)
+        t_last = t_next + (k - 1) * dt
+        if self.recorder is not None:
+            base = delivered.copy()
+            s = t_next + max(math.ceil((next_sample - t_next) / dt - 1e-9), 0) * dt
+            while s <= t_last:
+                self.recorder.sample(s, per_line, base + rate * (s - t_next + dt), ports)
+                s += math.ceil(self.meter_s / dt - 1e-9) * dt
+        wh = rate * k * dt
+        delivered += wh
+        np.maximum(need - wh, 0.0, out=need)
+        self.ctrl.ingest_samples(per_line, delivered, t_last, ports)
+        self._guard_sample(t_last, float((current * volts).sum()) / 1000.0)
+        if progress is not None and int(t_last // 3600) > int((t_next - dt) // 3600):
+            progress(t_last / self.scenario.duration_s)
+        return t_last + dt
 
     def _metrics(
         self,
@@ -446,6 +687,11 @@ class Replay:
             "cycles": len(cycle_times),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
             "wall_s": round(wall, 2),
+            "leaps": self.leaps,
+            "demand_managed": self.demand is not None,
+            "demand_peak_kw_by_month": [round(kw, 2) for kw in self._month_peaks],
+            "demand_charge": round(sum(self._month_peaks) * self._demand_rate, 2),
+            "demand_raises": len(self.demand.guard.raises) if self.demand is not None else None,
             "over_limit_As_by_node": {k: round(v, 1) for k, v in sorted(self.over_by_node.items())},
         }
 

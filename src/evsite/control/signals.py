@@ -8,10 +8,12 @@ gap in information is filled with a conservative assumption:
 - PV surplus: in `pv-only` mode the EV load on the PV node follows the surplus, switched on only
   after the surplus has covered 6 A for `enable_s` and off after it has fallen short for `disable_s`.
 - manual limit: an operator/BMS cap; an empty reading clears it.
+- demand cap: the power the demand guard (`evsite.control.demand`) allows, on the service.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,7 +25,7 @@ from evsite.control.failsafe import building_node, subtract_upstream
 from evsite.control.tree import LINE_INDEX, ConstraintTree
 from evsite.runtime.events import SiteSignal
 from evsite.site.model import WEEKDAYS, PvCharging, Site, Tariff
-from evsite.site.topology import J1772_MIN_A, line_current_a
+from evsite.site.topology import J1772_MIN_A, ROOT, line_current_a
 
 STALE_AFTER_S = 30.0
 """A building reading older than this counts as lost (meters are polled every few seconds)."""
@@ -65,6 +67,11 @@ class SiteLimits:
     dr: dict[str, _Cap] = field(default_factory=dict)
     manual: dict[str, np.ndarray] = field(default_factory=dict)
     pv_surplus: _Reading | None = None
+    demand_cap_kw: float | None = None  # a capacity limit: converted at the worst wiring, a hard limit
+    demand_target_kw: float | None = None  # the demand guard's allowance: a target, not a safety limit
+    demand_w_per_a: float | None = None  # watts per service line-ampere of the EVs now charging (target only)
+    demand_band_a: float = 1.0  # the target's current drops at once and rises only this far past the held value
+    _demand_held_a: float | None = None
     _pv_on: bool = False
     _pv_since: datetime | None = None
     _pv_cap: np.ndarray | None = None
@@ -126,8 +133,33 @@ class SiteLimits:
         for node, vec in self.manual.items():
             i = self.tree.node_index[node]
             limits[i] = np.minimum(limits[i], vec)
+        if ROOT in self.tree.node_index:
+            i = self.tree.node_index[ROOT]
+            if self.demand_cap_kw is not None:
+                # kW -> A per line at V_LN per line-ampere (√3·V_LL / 3 lines): no wiring gets more power out
+                # of an ampere on a line, so the cap holds for 1φ, line-to-line and 3φ chargers alike.
+                limits[i] = np.minimum(limits[i], line_current_a(self.site.service.system, self.demand_cap_kw))
+            if self.demand_target_kw is not None:
+                if self.demand_w_per_a:
+                    target_a = self.demand_target_kw * 1000.0 / self.demand_w_per_a
+                else:
+                    target_a = line_current_a(self.site.service.system, self.demand_target_kw)
+                limits[i] = np.minimum(limits[i], self._hold_demand(target_a))
         self._apply_pv(limits, now)
         return np.maximum(limits, 0.0)
+
+    def _hold_demand(self, target_a: float) -> float:
+        """The demand target in 0.1 A steps, down at once, up only past `demand_band_a`.
+
+        The allowance moves a little every cycle (a block fills, cars come and go); following every move
+        would resend setpoints each cycle for no money. Holding a lower value never exceeds the target.
+        """
+        target_a = math.floor(target_a * 10.0 + 1e-9) / 10.0
+        held = self._demand_held_a
+        if held is None or target_a < held or target_a >= held + self.demand_band_a:
+            held = target_a
+        self._demand_held_a = held
+        return held
 
     def _apply_pv(self, limits: np.ndarray, now: datetime) -> None:
         if self.pv.mode == "off":

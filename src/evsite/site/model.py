@@ -747,6 +747,15 @@ class Tariff(Strict):
     demand_interval_minutes: Literal[5, 15, 30, 60] = Field(
         default=15, description="Demand interval the utility measures peak kW over."
     )
+    demand_window: Literal["block", "rolling"] = Field(
+        default="block", description="Fixed clock intervals, or a window sliding with time (some utilities)."
+    )
+    demand_ratchet_pct: Decimal = Field(
+        default=Decimal("0"), ge=0, le=100, description="Billed demand is at least this % of an earlier peak."
+    )
+    capacity_limit_kw: Decimal | None = Field(
+        default=None, gt=0, description="Capacity tariff: subscribed power the load manager never lets the site exceed."
+    )
     session_fee: Decimal = Field(default=Decimal("0"), ge=0)
     idle_fee_per_hour: Decimal = Field(default=Decimal("0"), ge=0)
     idle_grace_minutes: int = Field(default=0, ge=0)
@@ -871,6 +880,11 @@ class Control(Strict):
     meter_value_interval_s: int = Field(default=60, ge=1)
     call_timeout_s: float = Field(default=30.0, gt=0)
     pv_charging: PvCharging = Field(default_factory=PvCharging)
+    manage_demand: bool = Field(
+        default=False,
+        description="Hold the EV load under the month's billed demand peak (tariff demand charge) unless "
+        "cars' departures need more; a capacity limit applies whenever it is set.",
+    )
 
 
 class Site(Strict):
