@@ -446,6 +446,12 @@ class CentralSystem:
             return False
         return await session.set_connector_limit(connector_id, limit_a)
 
+    async def change_availability(self, charge_point_id: str, connector_id: int, kind: str) -> str:
+        return await self.session(charge_point_id).change_availability(connector_id, kind)
+
+    async def remote_stop(self, charge_point_id: str, transaction_id: int) -> str:
+        return await self.session(charge_point_id).remote_stop(transaction_id)
+
     async def list_chargers(self) -> list[dict[str, Any]]:
         """Every charger we know, with connection state, connectors and open transactions."""
         connectors: dict[str, list[dict[str, Any]]] = {}

@@ -141,6 +141,14 @@ class ChargerCommands(Protocol):
 
     def connected_charge_points(self) -> list[str]: ...
 
+    async def change_availability(self, charge_point_id: str, connector_id: int, kind: str) -> str:
+        """ChangeAvailability ("Operative" / "Inoperative"): the charger's answer (Accepted, Scheduled, Rejected)."""
+        ...
+
+    async def remote_stop(self, charge_point_id: str, transaction_id: int) -> str:
+        """RemoteStopTransaction: the charger's answer (Accepted, Rejected)."""
+        ...
+
     def controller_alive(self, valid_s: float) -> None:
         """The load manager just completed a control cycle and vouches for the site for `valid_s` seconds.
 
