@@ -127,8 +127,28 @@ class EvChargingNeeds:
     at: datetime = field(default_factory=utcnow)
 
 
+@dataclass(frozen=True)
+class FailsafeState:
+    """Whether a charger took a fail-safe profile. One that refused every form charges at its nameplate
+    when evsite is gone (OCPP 1.6 §3.13.6), so the others' fail-safe shares were recomputed around it and
+    `lowered` names the connected chargers whose fail-safe was reinstalled lower."""
+
+    charge_point_id: str
+    refused: bool
+    nameplate_a: float
+    lowered: tuple[str, ...] = ()
+    at: datetime = field(default_factory=utcnow)
+
+
 Event = (
-    ChargerConnected | ConnectorStatus | TransactionEvent | MeterSample | SiteSignal | SetpointResult | EvChargingNeeds
+    ChargerConnected
+    | ConnectorStatus
+    | TransactionEvent
+    | MeterSample
+    | SiteSignal
+    | SetpointResult
+    | EvChargingNeeds
+    | FailsafeState
 )
 
 
