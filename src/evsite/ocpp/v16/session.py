@@ -453,18 +453,20 @@ class ChargePointSession:
         """When a setpoint profile must lapse if evsite stops renewing it (None: it may stay).
 
         - Fall-back mode (no ChargePointMax): every setpoint is the lease, so it lapses with evsite.
-        - With a lifted ChargePointMax: a running transaction's TxProfile may stay (once the lift lapses
-          the fail-safe cap bounds it), but the TxDefault of an idle connector is what a car arriving
-          while evsite is down would get. It holds the load manager's allocation for that port (often
-          0) for a little longer than the lift, so a new car cannot take the charger's nameplate in the
-          window before the lift lapses, and cannot stay blocked after it: then the fail-safe share applies.
+        - With a lifted ChargePointMax, idle connector or running transaction alike (`for_transaction`
+          only names the purpose): the profile holds the load manager's allocation for that port for
+          1.5 leases, a little longer than the lift. An idle connector's TxDefault is what a car arriving
+          while evsite is down gets: it cannot take the nameplate before the lift lapses, nor stay blocked
+          after it (then the fail-safe share applies). A running transaction's TxProfile is short for
+          late chargers (#22): one applied more than 1.5 leases after it was sent has already expired,
+          so a stale setpoint cannot take effect; the current one is renewed with every lift.
         """
         lease = self.cs.settings.lift_lease_s
         if lease <= 0:
             return None
         if self.failsafe_kind == "TxDefaultProfile":
             return now + timedelta(seconds=lease)
-        if self.failsafe_kind == "ChargePointMaxProfile" and not for_transaction:
+        if self.failsafe_kind == "ChargePointMaxProfile":
             return now + timedelta(seconds=lease * 1.5)
         return None
 
@@ -480,17 +482,16 @@ class ChargePointSession:
         if self.failsafe_kind == "ChargePointMaxProfile":
             if not self._lift_pending:
                 self._lift_pending = True
-                await self._lift_once()  # renews the idle connectors' TxDefaults with the lift
+                await self._lift_once()  # renews the connectors' leased setpoints with the lift
             return
         for connector_id, limit in list(self.setpoints.items()):  # fall-back mode: every setpoint is leased
             await self._apply_setpoint(connector_id, limit)
 
-    async def _renew_idle(self) -> None:
-        """Re-send the leased TxDefault of every idle connector (what a car arriving while evsite is down gets)."""
-        for connector_id in [c for c in self.setpoints if c not in self.active_tx]:
-            limit = self.setpoints.get(connector_id)
-            if limit is not None and connector_id not in self.active_tx:
-                await self._apply_setpoint(connector_id, limit)
+    async def _renew_setpoints(self) -> None:
+        """Re-send every connector's leased setpoint: an idle one's TxDefault (what a car arriving while
+        evsite is down gets) and a running transaction's TxProfile (short-lived against late chargers)."""
+        for connector_id, limit in list(self.setpoints.items()):
+            await self._apply_setpoint(connector_id, limit)
 
     async def renew_lift(self) -> bool:
         """(Re)install the leased ChargePointMax that lifts the fail-safe cap."""
@@ -549,15 +550,16 @@ class ChargePointSession:
         return accepted
 
     async def _lift_once(self) -> None:
-        """Renew the idle connectors' leased TxDefaults, then the lift, then clear the on-its-way mark that
+        """Renew the connectors' leased setpoints, then the lift, then clear the on-its-way mark that
         the caller set (so that a setpoint's lift and the periodic renewer's never go out together).
 
-        The TxDefaults go first and last 1.5 leases, the lift one lease: a lift renewed from a setpoint can
-        then never outlive the idle connectors' allocations, so a car arriving at an idle charger while
-        evsite is down gets its allocation (often 0), then the fail-safe share, never the nameplate.
+        The setpoints go first and last 1.5 leases, the lift one lease: a lift renewed from a setpoint can
+        never outlive the connectors' allocations, so a car arriving at an idle charger while evsite is
+        down gets its allocation (often 0), then the fail-safe share, never the nameplate, and a running
+        transaction's TxProfile never lapses under a live lift (that would leave it the nameplate).
         """
         try:
-            await self._renew_idle()
+            await self._renew_setpoints()
             await self.renew_lift()
         finally:
             self._lift_pending = False
