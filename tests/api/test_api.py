@@ -15,6 +15,7 @@ import websockets
 from evsite.runtime.events import (
     ChargerConnected,
     ConnectorStatus,
+    FailsafeState,
     MeterSample,
     SetpointResult,
     SiteSignal,
@@ -204,6 +205,19 @@ async def test_alerts_for_rejected_profiles_and_offline_chargers(api: RunningApi
     async with api.client("viewer") as viewer:
         active = (await viewer.get("/api/v1/alerts", params={"active": True})).json()
     assert [a["kind"] for a in active] == ["charger-offline"]
+
+
+async def test_a_refused_failsafe_is_an_alert_naming_the_charger(api: RunningApi) -> None:
+    api.runtime.bus.publish(FailsafeState("WP-10", True, 48.0, ("WP-07",)))
+    await settle()
+    async with api.client("viewer") as viewer:
+        active = (await viewer.get("/api/v1/alerts", params={"active": True})).json()
+    assert [a["kind"] for a in active] == ["failsafe-refused"]
+    assert "WP-10" in active[0]["message"] and "WP-07" in active[0]["message"]
+    api.runtime.bus.publish(FailsafeState("WP-10", False, 48.0))  # it took one after a reconnection
+    await settle()
+    async with api.client("viewer") as viewer:
+        assert (await viewer.get("/api/v1/alerts", params={"active": True})).json() == []
 
 
 # ------------------------------------------------------------------ limits and actions

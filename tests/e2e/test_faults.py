@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -180,3 +180,24 @@ async def test_a_charger_rejecting_every_profile_fail_safe_included(tmp_path: Pa
         await asyncio.sleep(RUN_S)
         assert took <= ALERT_S
         assert run.longest_excursion_s() <= WINDOW_S, run.recorder.excursions
+
+
+async def test_an_ignoring_charger_is_suspended_then_stopped_over_ocpp(tmp_path: Path) -> None:
+    """#22 escalation carried out: ChangeAvailability Inoperative (Scheduled: a transaction runs), then
+    RemoteStopTransaction; the charger ends the session and goes Unavailable, drawing nothing."""
+    site = small_site()
+    async with live_site(tmp_path, site, speed=SPEED, quirks={"WP-02": Quirks(ignore_profiles=True)}) as live:
+        ctrl = live.loop.controller
+        ctrl.settings = replace(ctrl.settings, escalation=("lower", "suspend", "stop"), escalate_every_s=5.0 / SPEED)
+        for cp in live.fleet.charge_points:
+            await live.plug_in(cp.id, live.ev(obc_max_a=48.0))
+        charger = live.fleet["WP-02"].connectors[1]
+        await wait_for(lambda: charger.pending_inoperative, timeout=RUN_S, what="Inoperative scheduled on WP-02")
+        await wait_for(lambda: charger.tx is None, timeout=RUN_S, what="WP-02's transaction stopped remotely")
+        await wait_for(lambda: charger.status == "Unavailable", timeout=RUN_S, what="WP-02 Unavailable")
+        assert live.drawn_a("WP-02") == 0.0
+        assert not charger.operative
+        suspended = [a for a in live.loop.alerts() if a["kind"] == "charger-suspended"]
+        assert [a["key"] for a in suspended] == ["suspended:WP-02:1"]
+        assert "Scheduled" in suspended[0]["message"]
+        assert all(cp.connectors[1].tx is not None for cp in live.fleet.charge_points if cp.id != "WP-02")

@@ -106,10 +106,13 @@ async def test_full_session_with_ocpp_package_charge_point(cs: CentralSystem) ->
 
         assert await cs.set_connector_limit("WP-01", 1, 12.37)
         for _ in range(100):  # the lift follows in the background, after the setpoint was accepted
-            if len(cp.profiles) > 2:
+            if len(cp.profiles) > 3:
                 break
             await asyncio.sleep(0.02)
-        tx_profile, lift = cp.profiles[1], cp.profiles[2]  # setpoint first: never a moment at nameplate
+        # Setpoint first: never a moment at nameplate; then the leased setpoints are renewed before the lift
+        # (the running transaction's TxProfile lapses 1.5 leases after it is sent, #22), then the lift.
+        tx_profile, renewed, lift = cp.profiles[1], cp.profiles[2], cp.profiles[3]
+        assert renewed["charging_profile_purpose"] == "TxProfile" and "valid_to" in renewed
         assert lift["charging_profile_purpose"] == "ChargePointMaxProfile"
         assert lift["stack_level"] == 1 and "valid_to" in lift
         assert tx_profile["charging_profile_purpose"] == "TxProfile"

@@ -6,12 +6,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
+from evsite.control.tree import build_tree
 from evsite.ocpp import profiles
 from evsite.ocpp.profiles import SmartChargingCaps, crude_safe_limits, floor_tenth, pilot_limit_a
 from evsite.ocpp.server import CentralSystem
-from evsite.runtime.events import SetpointResult
+from evsite.runtime.events import FailsafeState, SetpointResult
 from evsite.site import Site
 
 from .conftest import RawClient, raw_client
@@ -170,3 +172,48 @@ async def test_charger_refusing_charge_point_max_gets_tx_default_failsafe(cs: Ce
     valid_to = datetime.fromisoformat(setpoint["validTo"])
     assert timedelta(0) < valid_to - datetime.now(UTC) <= timedelta(seconds=cs.settings.lift_lease_s)
     assert setpoint["stackLevel"] == 2
+
+
+async def test_refused_failsafe_lowers_the_others_and_is_reported(cs: CentralSystem, workplace: Site) -> None:
+    """#22: a charger refusing every fail-safe draws its nameplate without evsite; the others make room."""
+    events: list[FailsafeState] = []
+
+    async def watch() -> None:
+        async with cs.bus.subscribe() as queue:
+            while True:
+                event = await queue.get()
+                if isinstance(event, FailsafeState):
+                    events.append(event)
+
+    watcher = asyncio.create_task(watch())
+    config = {"configurationKey": [{"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "0"}]}
+    good = await raw_client(cs, "WP-07")
+    await good.send([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
+    assert (await good.recv())[0] == 3
+    first = (await _answer_until(good, {"GetConfiguration": [config]}, 3))[2][3]["csChargingProfiles"]
+    before = first["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+
+    bad = await raw_client(cs, "WP-10")
+    await bad.send([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
+    assert (await bad.recv())[0] == 3
+    calls = await _answer_until(bad, {"GetConfiguration": [config], "SetChargingProfile": [{"status": "Rejected"}]}, 4)
+    assert [c[2] for c in calls].count("SetChargingProfile") == 2  # ChargePointMax, then TxDefault: both refused
+
+    again = (await _answer_until(good, {}, 1))[0]  # WP-07's fail-safe, reinstalled at its smaller share
+    assert again[2] == "SetChargingProfile" and again[3]["csChargingProfiles"]["chargingProfilePurpose"] == (
+        "ChargePointMaxProfile"
+    )
+    after = again[3]["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+    assert after < before and after == cs.failsafe_limit("WP-07")
+    # Without evsite: WP-10 at its 48 A nameplate plus everyone else's fail-safe share stays within the
+    # feeder's 160 A EMS limit on every line (examples/workplace-20.yaml).
+    tree = build_tree(workplace)
+    offline = np.array(
+        [48.0 if p.charge_point_id == "WP-10" else cs.failsafe_limit(p.charge_point_id) for p in tree.ports]
+    )
+    assert tree.node_load(offline)[tree.node_index["F-EV"]].max() <= 160.0
+    await asyncio.sleep(0.05)
+    watcher.cancel()
+    assert [(e.charge_point_id, e.refused, e.nameplate_a, e.lowered) for e in events] == [
+        ("WP-10", True, 48.0, ("WP-07",))
+    ]

@@ -301,3 +301,54 @@ async def test_every_lift_goes_out_after_the_idle_connectors_leases(store: OcppS
         previous = max([j for j in lifts if j < i], default=-1)
         renewed = [c for purpose, c, _ in sent[previous + 1 : i] if purpose == "TxDefaultProfile"]
         assert 2 in renewed, "the idle connector's lease was not renewed with this lift"
+
+
+async def test_running_transaction_profiles_are_short_lived_and_renewed_with_the_lift(
+    store: OcppStore, workplace: Site
+) -> None:
+    """#22 late chargers: a TxProfile lapses 1.5 leases after it is sent, so one applied later is already void.
+
+    It is renewed before every lift, and outlives that lift: a live lift over an expired TxProfile would
+    leave the car its nameplate.
+    """
+    lease = 300.0
+    settings = ServerSettings(port=0, lift_lease_s=lease, call_timeout_s=5.0)  # the renewer stays out of the way
+    async with CentralSystem(store, workplace, settings=settings) as cs:
+        client = await raw_client(cs, "WP-17")
+        await client.send([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
+        sent: list[tuple[datetime, dict]] = []
+
+        async def answer(count: int) -> None:
+            while count:
+                message = await client.recv()
+                if message[0] != 2:
+                    continue
+                if message[2] == "SetChargingProfile":
+                    sent.append((datetime.now(UTC), message[3]["csChargingProfiles"]))
+                    count -= 1
+                await client.send([3, message[1], stub_answer(message[2])])
+
+        await answer(1)  # the fail-safe
+        start = {"connectorId": 1, "idTag": "WP-17-TAG", "meterStart": 0, "timestamp": T0}
+        await cs.set_id_tag("WP-17-TAG")
+        assert (await client.call("StartTransaction", start))[2]["idTagInfo"]["status"] == "Accepted"
+        await asyncio.gather(cs.set_connector_limit("WP-17", 1, 40.0), answer(3))  # setpoint, its renewal, lift
+        session = cs.session("WP-17")
+        for _ in range(50):  # the lift's answer is recorded after our stub went out
+            if not session._lift_pending:
+                break
+            await asyncio.sleep(0.02)
+        session.lift_until = 0.0  # the lift is due: the next setpoint renews it
+        await asyncio.gather(cs.set_connector_limit("WP-17", 1, 30.0), answer(3))
+
+    tx = [(at, p) for at, p in sent if p["chargingProfilePurpose"] == "TxProfile"]
+    assert len(tx) == 4
+    for at, profile in tx:
+        left = (datetime.fromisoformat(profile["validTo"]) - at).total_seconds()
+        assert lease < left <= 1.5 * lease + 1
+    lifts = [i for i, (_, p) in enumerate(sent) if p["chargingProfilePurpose"] == "ChargePointMaxProfile"][1:]
+    assert len(lifts) == 2
+    for i in lifts:
+        renewed = sent[i - 1][1]  # the running transaction's TxProfile, renewed just before the lift
+        assert renewed["chargingProfilePurpose"] == "TxProfile"
+        assert datetime.fromisoformat(renewed["validTo"]) > datetime.fromisoformat(sent[i][1]["validTo"])

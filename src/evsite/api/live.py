@@ -22,6 +22,7 @@ from evsite.runtime.events import (
     ChargerConnected,
     ConnectorStatus,
     Event,
+    FailsafeState,
     MeterSample,
     SetpointResult,
     SiteSignal,
@@ -35,7 +36,7 @@ EXCURSION_ALERT_S = 15.0
 """A node above its limit for longer than this raises an alert (EVs take up to ~15 s to follow)."""
 
 
-CONTROL_ALERTS = {"charger-noncompliant", "meter-mismatch", "demand-peak-raised"}
+CONTROL_ALERTS = {"charger-noncompliant", "meter-mismatch", "charger-suspended", "demand-peak-raised"}
 """Alert kinds the load manager raises itself (mirrored on every tick, cleared when it drops them)."""
 
 
@@ -104,8 +105,8 @@ class ManualLimit:
 @dataclass
 class Alert:
     key: str
-    # charger-offline | profile-rejected | meter-stale | limit-excursion | charger-noncompliant | meter-mismatch
-    # | demand-peak-raised
+    # charger-offline | profile-rejected | failsafe-refused | meter-stale | limit-excursion | charger-noncompliant
+    # | meter-mismatch | charger-suspended | demand-peak-raised
     kind: str
     severity: str  # warning | critical
     message: str
@@ -196,6 +197,17 @@ class LiveState:
                     self._raise(key, "profile-rejected", "warning", text.strip())
             case SiteSignal():
                 self._signal(event)
+            case FailsafeState():
+                key = f"failsafe-refused:{event.charge_point_id}"
+                if not event.refused:
+                    self._clear(key)
+                else:
+                    lowered = ", ".join(event.lowered) or "none connected"
+                    text = (
+                        f"Charger {event.charge_point_id} refuses every fail-safe profile: without evsite it draws its "
+                        f"{event.nameplate_a:g} A nameplate; the others' fail-safe shares were lowered ({lowered})"
+                    )
+                    self._raise(key, "failsafe-refused", "critical", text)
         if not isinstance(event, MeterSample):
             self._record(event)
 

@@ -184,6 +184,16 @@ class LeaderCommands:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return False
 
+    async def change_availability(self, charge_point_id: str, connector_id: int, kind: str) -> str:
+        """Not relayed over the cluster yet: the escalation's alert then asks for a manual action."""
+        log.warning("cluster: ChangeAvailability for %s#%d is not relayed by the leader", charge_point_id, connector_id)
+        return "NotRelayed"
+
+    async def remote_stop(self, charge_point_id: str, transaction_id: int) -> str:
+        """Not relayed over the cluster yet: the escalation's alert then asks for a manual action."""
+        log.warning("cluster: RemoteStopTransaction for %s is not relayed by the leader", charge_point_id)
+        return "NotRelayed"
+
     def connected_charge_points(self) -> list[str]:
         return []  # the leader does not hold sockets; the owners bucket says who is connected where
 

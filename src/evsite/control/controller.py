@@ -18,7 +18,10 @@ Rules it enforces:
 - closed loop: a port whose sample, taken after the response window (`settle_s`), shows it drawing
   more than its setpoint allows (× the largest draw/pilot ratio a car may have) is non-compliant:
   counted at what it draws, so the others are lowered in the same cycle, named in an alert and
-  escalated (`escalation`); a car drawing a few % over its pilot has that ratio learned and reserved;
+  escalated (`escalation`): lowered, paused, then suspended (ChangeAvailability Inoperative) and stopped
+  (RemoteStopTransaction) when the steps say so, each decided here once per escalation and sent by the
+  loop (`escalation_actions`, `record_escalation`); a car drawing a few % over its pilot has that ratio
+  learned and reserved;
 - a site meter on a node that reads more than the chargers under it report is believed: the gap is
   taken off that node and every node above it (an under-reporting charger or an unmetered load).
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -86,12 +89,32 @@ class ControllerSettings:
     overdraw_ratio_max: float = 1.15
     ratio_raise_step_a: float = 6.0  # a port with a learned ratio rises at most this much per cycle
     # What to do with a non-compliant port, one step per `escalate_every_s` from its detection:
-    # "lower" (send it the J1772 minimum), "pause" (send 0), "suspend" / "stop" / "report" (alert for
-    # an operator action; suspend and stop are not sent automatically yet).
+    # "lower" (send it the J1772 minimum), "pause" (send 0), "suspend" (ChangeAvailability Inoperative),
+    # "stop" (RemoteStopTransaction), "report" (alert for an operator action). From "pause" on it is sent 0.
     escalation: tuple[str, ...] = ("lower", "pause", "report")
     escalate_every_s: float = 60.0
+    # "now": Inoperative is sent when the step is reached (OCPP 1.6 §5.2: a charger with a running
+    # transaction answers Scheduled and applies it when the session ends); "after-session": sent once the
+    # port's session has ended, so a car that may still be charging is not told its charger is going away.
+    suspend_when: Literal["now", "after-session"] = "now"
     meter_fresh_s: float = 10.0  # a node meter reading older than this is not used
     meter_gap_alert_a: float = 3.0  # a node meter this far above the chargers' reports raises an alert
+
+
+@dataclass(frozen=True)
+class EscalationAction:
+    """A command the escalation wants sent to a non-compliant charger (the loop sends it, once)."""
+
+    port: int
+    action: Literal["suspend", "stop"]
+    charge_point_id: str
+    connector_id: int
+    transaction_id: int | None = None
+
+
+ANSWERED = {"Accepted", "Scheduled"}
+ESCALATION_COMMANDS = {"suspend": "ChangeAvailability Inoperative", "stop": "RemoteStopTransaction"}
+"""A ChangeAvailability / RemoteStopTransaction answer that means the charger will do it."""
 
 
 @dataclass
@@ -139,6 +162,13 @@ class Controller:
         self.ratio_top = np.zeros(n)  # the most a port with a ratio > 1 may be given next (its reserve covers it)
         self.noncompliant = np.zeros(n, dtype=bool)
         self.noncompliant_since = np.full(n, np.nan)
+        self.tx_id = np.full(n, -1, dtype=np.int64)  # the running transaction (-1: none known)
+        # Per port, the escalation commands decided in this escalation and their answers ("sending" until one).
+        self.escalated: list[dict[str, str]] = [{} for _ in range(n)]
+        self.suspend_due = np.zeros(n, dtype=bool)  # Inoperative waits for the session to end ("after-session")
+        # Ports the escalation set (or is setting) Inoperative, with the answer: outlives the session and its
+        # escalation, until the connector reports Available again (an operator set it Operative).
+        self.suspension: dict[int, str] = {}
         self.flagged = np.zeros(n, dtype=bool)  # disobeyed once this session: unconfirmed reductions count at once
         # The response window runs from the last reduction (a raise needs no time to follow). Reductions that
         # come faster than the car follows must not keep it from being judged: the oldest one it has not
@@ -195,6 +225,8 @@ class Controller:
                 return False
             self.status[p] = event.status
             self.known[p] = True
+            if event.status == "Available" and self.suspension.get(p) in ANSWERED:
+                del self.suspension[p]
             self.offline[self._by_cp[event.charge_point_id]] = False
             was = bool(self.present[p])
             self.present[p] = event.status in WANTS_ENERGY
@@ -228,6 +260,7 @@ class Controller:
             self.ratio[p] = 1.0  # a new car, or none: learn its ratio afresh
             self.flagged[p] = False
             self._clear_noncompliant(p)
+            self.tx_id[p] = event.transaction_id if event.kind == "started" else -1
             if event.kind == "started":
                 self.needs.arrival_s[p] = event.at.timestamp()
                 self.start_wh[p] = event.meter_wh
@@ -311,9 +344,9 @@ class Controller:
         self.noncompliant[newly] = True
         self.noncompliant_since[newly] = at
         self.flagged[newly] = True
-        obeys = ports[judged & ~over]
-        self.noncompliant[obeys] = False
-        self.noncompliant_since[obeys] = np.nan
+        obeys = ports[judged & ~over & self.noncompliant[ports]]
+        for p in obeys:
+            self._clear_noncompliant(int(p))
         # At its pilot (not tapering below it): learn how far over the pilot this car draws.
         at_pilot = settled & judged & ~over & (sent >= J1772_MIN_A) & (drawn >= sent - 0.5)
         learn = ports[at_pilot]
@@ -325,6 +358,7 @@ class Controller:
     def _clear_noncompliant(self, p: int) -> None:
         self.noncompliant[p] = False
         self.noncompliant_since[p] = np.nan
+        self.escalated[p] = {}
 
     def _node_sample(self, node: int, sample: MeterSample, now: float) -> None:
         """A site meter's reading on a tree node: the truth the chargers' own reports are checked against."""
@@ -537,6 +571,53 @@ class Controller:
         k = int(max(0.0, now - self.noncompliant_since[p]) // max(self.settings.escalate_every_s, 1e-9))
         return steps[min(k, len(steps) - 1)]
 
+    def escalation_actions(self, now: float) -> list[EscalationAction]:
+        """The suspend / stop commands the escalation has reached and not yet decided, each once per escalation.
+
+        Marks them "sending"; the caller sends them and reports each answer with `record_escalation`.
+        """
+        out: list[EscalationAction] = []
+        steps = self.settings.escalation
+        for p in (int(q) for q in np.flatnonzero(self.noncompliant & self.present)):
+            step = self.escalation_step(p, now)
+            if step is None:
+                continue
+            reached, done = steps[: steps.index(step) + 1], self.escalated[p]
+            port = self.tree.ports[p]
+            if "suspend" in reached and "suspend" not in done:
+                if p in self.suspension:
+                    done["suspend"] = self.suspension[p]
+                elif self.settings.suspend_when == "now":
+                    done["suspend"] = self.suspension[p] = "sending"
+                    out.append(EscalationAction(p, "suspend", port.charge_point_id, port.connector_id))
+                else:
+                    done["suspend"] = "after the session"
+                    self.suspend_due[p] = True
+            if "stop" in reached and "stop" not in done:
+                tx = int(self.tx_id[p])
+                if tx < 0:
+                    done["stop"] = "no transaction known"
+                else:
+                    done["stop"] = "sending"
+                    out.append(EscalationAction(p, "stop", port.charge_point_id, port.connector_id, tx))
+        for p in (int(q) for q in np.flatnonzero(self.suspend_due & ~self.present)):  # its session has ended
+            self.suspend_due[p] = False
+            self.suspension[p] = "sending"
+            port = self.tree.ports[p]
+            out.append(EscalationAction(p, "suspend", port.charge_point_id, port.connector_id))
+        return out
+
+    def record_escalation(self, action: EscalationAction, status: str) -> None:
+        """The charger's answer to an escalation command (or why it was not delivered)."""
+        p = action.port
+        if action.action in self.escalated[p]:
+            self.escalated[p][action.action] = status
+        if action.action == "suspend":
+            if status in ANSWERED:
+                self.suspension[p] = status
+            else:
+                self.suspension.pop(p, None)
+
     def decide(self, limits: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Setpoints for every port, and the indices whose value must be sent."""
         limits = self.closed_limits(limits, now)
@@ -574,7 +655,10 @@ class Controller:
         for p in np.flatnonzero(self.noncompliant & self.present):
             port = self.tree.ports[p]
             step = self.escalation_step(int(p), now) or "counted at its draw"
-            manual = step in ("suspend", "stop", "report")
+            done = self.escalated[p]
+            failed = any(v not in ANSWERED and v != "sending" and v != "after the session" for v in done.values())
+            manual = step == "report" or failed
+            commands = "".join(f"; {ESCALATION_COMMANDS[a]}: {v}" for a, v in done.items())
             out.append(
                 {
                     "key": f"noncompliant:{port.charge_point_id}:{port.connector_id}",
@@ -583,7 +667,20 @@ class Controller:
                     "message": (
                         f"Charger {port.charge_point_id} connector {port.connector_id} draws "
                         f"{self.measured[p].max():.1f} A against its {self.sent[p]:g} A setpoint; counted at its draw, "
-                        f"escalation: {step}" + (" (manual action needed)" if manual else "")
+                        f"escalation: {step}{commands}" + (" (manual action needed)" if manual else "")
+                    ),
+                }
+            )
+        for q, status in sorted(self.suspension.items()):
+            port = self.tree.ports[q]
+            out.append(
+                {
+                    "key": f"suspended:{port.charge_point_id}:{port.connector_id}",
+                    "kind": "charger-suspended",
+                    "severity": "warning",
+                    "message": (
+                        f"Charger {port.charge_point_id} connector {port.connector_id} was set Inoperative for "
+                        f"disobeying its limits ({status}); set it Operative once it is repaired"
                     ),
                 }
             )

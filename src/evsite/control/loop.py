@@ -18,6 +18,10 @@ building), and a reading taken while EVs under the meter are in such a transitio
 building estimate only as far as the evidence forces: the true building is at most the reading
 plus the spread of what those EVs may be drawing (see `_hold_building`).
 
+Escalation: the controller decides when a non-compliant charger is to be suspended (ChangeAvailability
+Inoperative) or its transaction stopped (RemoteStopTransaction), once per escalation; the loop sends it
+(`_escalate`) and hands the answer back, which the charger's alert shows.
+
 Liveness: after every successful cycle the loop tells the chargers' side it is alive
 (`ChargerCommands.controller_alive`), which is what keeps the chargers' fail-safe caps lifted. A
 steady site may send no setpoint for hours; a stopped or failing loop stops vouching and the
@@ -39,7 +43,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from evsite.control.allocate import NEED_BUFFER_S
-from evsite.control.controller import Controller, ControllerSettings, Policy
+from evsite.control.controller import Controller, ControllerSettings, EscalationAction, Policy
 from evsite.control.demand import DemandManager, DemandRule
 from evsite.control.signals import SiteLimits
 from evsite.control.tree import LINES, build_tree
@@ -272,6 +276,10 @@ class ControlLoop:
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
             tasks.append(task)
+        for action in self.controller.escalation_actions(now):
+            task = asyncio.create_task(self._escalate(action))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
         if record is not None:
             if tasks:
                 timer = asyncio.create_task(self._time_dispatch(record, tasks))
@@ -306,6 +314,26 @@ class ControlLoop:
         await asyncio.gather(*tasks, return_exceptions=True)
         record.t_dispatch_s = time.time() - record.signal_at
         log.info("t_dispatch %.3f s for %d setpoints", record.t_dispatch_s, len(tasks))
+
+    async def _escalate(self, action: EscalationAction) -> None:
+        """Send one escalation command the controller decided, and tell it the answer (shown in the alert)."""
+        try:
+            if action.action == "suspend":
+                call = self.commands.change_availability(action.charge_point_id, action.connector_id, "Inoperative")
+            else:
+                assert action.transaction_id is not None  # the controller decides "stop" only with one
+                call = self.commands.remote_stop(action.charge_point_id, action.transaction_id)
+            status = str(await asyncio.wait_for(call, timeout=self.site.control.call_timeout_s))
+        except Exception as exc:  # timeout, connection lost, CallError: not delivered
+            status = f"not delivered ({type(exc).__name__})"
+        log.warning(
+            "escalation: %s to non-compliant %s#%d: %s",
+            action.action,
+            action.charge_point_id,
+            action.connector_id,
+            status,
+        )
+        self.controller.record_escalation(action, status)
 
     async def _send(self, p: int, value: float) -> None:
         port = self.controller.tree.ports[p]

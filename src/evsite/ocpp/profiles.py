@@ -44,7 +44,8 @@ UNKNOWN_CHARGER_MAX_A = 32.0
 UNKNOWN_WATTS_PER_AMP = 230.0
 """W per A for a charger not in the site model: one 230 V phase (a limit in W stays at most the amperes)."""
 
-FailsafeLimits = Callable[[Site], Mapping[str, float]]
+FailsafeLimits = Callable[[Site, frozenset[str]], Mapping[str, float]]
+"""Site and the chargers that refused their fail-safe → each charger's fail-safe limit (A)."""
 
 
 floor_tenth = topology.floor_step

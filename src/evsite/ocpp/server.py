@@ -40,12 +40,12 @@ from evsite.ocpp.auth import parse_basic_auth, verify_password
 from evsite.ocpp.certs import peer_common_name
 from evsite.ocpp.connection import V16, RpcConnection
 from evsite.ocpp.errors import NotConnected
-from evsite.ocpp.profiles import FailsafeLimits, crude_safe_limits, unknown_charger_limit
+from evsite.ocpp.profiles import UNKNOWN_CHARGER_MAX_A, FailsafeLimits, crude_safe_limits, unknown_charger_limit
 from evsite.ocpp.v16.session import ChargePointSession, iso
 from evsite.ocpp.v201 import validate as validate201
 from evsite.ocpp.v201.session import SUBPROTOCOL as SUBPROTOCOL_201
 from evsite.ocpp.v201.session import StationSession
-from evsite.runtime.events import ChargerConnected, EventBus, SetpointResult, utcnow
+from evsite.runtime.events import ChargerConnected, EventBus, FailsafeState, SetpointResult, utcnow
 from evsite.site.model import Evse, Site, TagAssignment
 from evsite.store.ocpp import OcppStore
 
@@ -151,6 +151,8 @@ class CentralSystem:
         self.id_tags: dict[str, dict[str, Any]] = {}
         self._failsafe_fn = failsafe
         self._failsafe_limits: dict[str, float] = {}
+        self.failsafe_refused: set[str] = set()
+        """Chargers that refused every fail-safe profile: counted at their nameplate in the others' shares."""
         self._registered: dict[str, dict[str, Any]] = {}
         self._server: Server | None = None
         self._lift_task: asyncio.Task[None] | None = None
@@ -378,7 +380,7 @@ class CentralSystem:
     def _compute_failsafe(self, site: Site) -> dict[str, float]:
         fn = self._failsafe_fn or safe_default_limits
         try:
-            return {k: float(v) for k, v in fn(site).items()}
+            return {k: float(v) for k, v in fn(site, frozenset(self.failsafe_refused)).items()}
         except Exception:
             log.exception("fail-safe limit calculation failed; using equal shares of the tightest limit")
             return crude_safe_limits(site)
@@ -389,6 +391,43 @@ class CentralSystem:
             return self._failsafe_limits[cp_id]
         unknown = sum(1 for c in self.sessions if c not in self.evse_by_id)
         return unknown_charger_limit(self.site, unknown)
+
+    def note_failsafe(self, cp_id: str, installed: bool) -> None:
+        """A charger took its fail-safe profile, or refused every form of it.
+
+        A refusal means it will draw its nameplate when evsite is gone: every share is recomputed with it
+        counted there, the connected chargers whose share dropped get their fail-safe again at the lower
+        value, and a `FailsafeState` event (an alert naming it) goes out. Taking one later clears that; the
+        others' higher shares then apply from their next (re)connection.
+        """
+        if installed != (cp_id in self.failsafe_refused):
+            return  # nothing changed
+        if installed:
+            self.failsafe_refused.discard(cp_id)
+        else:
+            self.failsafe_refused.add(cp_id)
+        lowered: list[str] = []
+        if self.site is not None:
+            self._failsafe_limits = self._compute_failsafe(self.site)
+            for other, session in sorted(self.sessions.items()):
+                old = session.failsafe_limit_a
+                if other == cp_id or session.failsafe_kind is None or old is None:
+                    continue
+                if self.failsafe_limit(other) < old - 1e-9:
+                    lowered.append(other)
+                    session.spawn(session.install_failsafe(), "failsafe")
+        evse = self.evse_by_id.get(cp_id)
+        nameplate = evse.max_current_a if evse is not None else UNKNOWN_CHARGER_MAX_A
+        if installed:
+            log.info("%s: took its fail-safe profile after refusing it", cp_id)
+        else:
+            log.error(
+                "%s: refused every fail-safe profile; %d chargers' fail-safe lowered: %s",
+                cp_id,
+                len(lowered),
+                ", ".join(lowered) or "none",
+            )
+        self.bus.publish(FailsafeState(cp_id, not installed, nameplate, tuple(lowered)))
 
     async def _renew_lifts(self) -> None:
         """Renew every charger's leases once per lease/3, spread evenly over that time.
@@ -445,6 +484,12 @@ class CentralSystem:
             self.bus.publish(SetpointResult(charge_point_id, connector_id, limit_a, False, "not connected"))
             return False
         return await session.set_connector_limit(connector_id, limit_a)
+
+    async def change_availability(self, charge_point_id: str, connector_id: int, kind: str) -> str:
+        return await self.session(charge_point_id).change_availability(connector_id, kind)
+
+    async def remote_stop(self, charge_point_id: str, transaction_id: int) -> str:
+        return await self.session(charge_point_id).remote_stop(transaction_id)
 
     async def list_chargers(self) -> list[dict[str, Any]]:
         """Every charger we know, with connection state, connectors and open transactions."""

@@ -127,8 +127,28 @@ class EvChargingNeeds:
     at: datetime = field(default_factory=utcnow)
 
 
+@dataclass(frozen=True)
+class FailsafeState:
+    """Whether a charger took a fail-safe profile. One that refused every form charges at its nameplate
+    when evsite is gone (OCPP 1.6 §3.13.6), so the others' fail-safe shares were recomputed around it and
+    `lowered` names the connected chargers whose fail-safe was reinstalled lower."""
+
+    charge_point_id: str
+    refused: bool
+    nameplate_a: float
+    lowered: tuple[str, ...] = ()
+    at: datetime = field(default_factory=utcnow)
+
+
 Event = (
-    ChargerConnected | ConnectorStatus | TransactionEvent | MeterSample | SiteSignal | SetpointResult | EvChargingNeeds
+    ChargerConnected
+    | ConnectorStatus
+    | TransactionEvent
+    | MeterSample
+    | SiteSignal
+    | SetpointResult
+    | EvChargingNeeds
+    | FailsafeState
 )
 
 
@@ -140,6 +160,14 @@ class ChargerCommands(Protocol):
         ...
 
     def connected_charge_points(self) -> list[str]: ...
+
+    async def change_availability(self, charge_point_id: str, connector_id: int, kind: str) -> str:
+        """ChangeAvailability ("Operative" / "Inoperative"): the charger's answer (Accepted, Scheduled, Rejected)."""
+        ...
+
+    async def remote_stop(self, charge_point_id: str, transaction_id: int) -> str:
+        """RemoteStopTransaction: the charger's answer (Accepted, Rejected)."""
+        ...
 
     def controller_alive(self, valid_s: float) -> None:
         """The load manager just completed a control cycle and vouches for the site for `valid_s` seconds.

@@ -403,21 +403,28 @@ class ChargePointSession:
         await self.configure_metering(config)
         self.caps = profiles.SmartChargingCaps.from_configuration(config)
         if self.caps.supported:
-            self.failsafe_limit_a = self.cs.failsafe_limit(self.cp_id)
-            profile = profiles.failsafe_profile(self.failsafe_limit_a, self.caps, self.watts_per_amp, utcnow())
-            if await self.send_profile(0, profile, self.failsafe_limit_a) == "Accepted":
-                self.failsafe_kind = "ChargePointMaxProfile"
-            else:
-                connectors = len(self.evse.connectors) if self.evse else max([1, *self.connector_status])
-                fallback = profiles.failsafe_tx_default_profile(
-                    self.failsafe_limit_a, connectors, self.caps, self.watts_per_amp, utcnow()
-                )
-                if await self.send_profile(0, fallback, self.failsafe_limit_a) == "Accepted":
-                    self.failsafe_kind = "TxDefaultProfile"
-                else:
-                    log.error("%s: refuses every fail-safe profile; it is not protected offline", self.cp_id)
+            await self.install_failsafe()
             await self.renew()
         self.setup_done.set()
+
+    async def install_failsafe(self) -> None:
+        """Install the fail-safe cap at this charger's current share (ChargePointMax, else TxDefault) and tell
+        the central system whether it took one: a refusal changes everyone else's share."""
+        self.failsafe_limit_a = self.cs.failsafe_limit(self.cp_id)
+        profile = profiles.failsafe_profile(self.failsafe_limit_a, self.caps, self.watts_per_amp, utcnow())
+        if await self.send_profile(0, profile, self.failsafe_limit_a) == "Accepted":
+            self.failsafe_kind = "ChargePointMaxProfile"
+        else:
+            connectors = len(self.evse.connectors) if self.evse else max([1, *self.connector_status])
+            fallback = profiles.failsafe_tx_default_profile(
+                self.failsafe_limit_a, connectors, self.caps, self.watts_per_amp, utcnow()
+            )
+            if await self.send_profile(0, fallback, self.failsafe_limit_a) == "Accepted":
+                self.failsafe_kind = "TxDefaultProfile"
+            else:
+                self.failsafe_kind = None
+                log.error("%s: refuses every fail-safe profile; it is not protected offline", self.cp_id)
+        self.cs.note_failsafe(self.cp_id, self.failsafe_kind is not None)
 
     async def configure_metering(self, config: dict[str, str | None]) -> None:
         """Ask for the samples the load manager and billing need, at the site's interval.
@@ -446,18 +453,20 @@ class ChargePointSession:
         """When a setpoint profile must lapse if evsite stops renewing it (None: it may stay).
 
         - Fall-back mode (no ChargePointMax): every setpoint is the lease, so it lapses with evsite.
-        - With a lifted ChargePointMax: a running transaction's TxProfile may stay (once the lift lapses
-          the fail-safe cap bounds it), but the TxDefault of an idle connector is what a car arriving
-          while evsite is down would get. It holds the load manager's allocation for that port (often
-          0) for a little longer than the lift, so a new car cannot take the charger's nameplate in the
-          window before the lift lapses, and cannot stay blocked after it: then the fail-safe share applies.
+        - With a lifted ChargePointMax, idle connector or running transaction alike (`for_transaction`
+          only names the purpose): the profile holds the load manager's allocation for that port for
+          1.5 leases, a little longer than the lift. An idle connector's TxDefault is what a car arriving
+          while evsite is down gets: it cannot take the nameplate before the lift lapses, nor stay blocked
+          after it (then the fail-safe share applies). A running transaction's TxProfile is short for
+          late chargers (#22): one applied more than 1.5 leases after it was sent has already expired,
+          so a stale setpoint cannot take effect; the current one is renewed with every lift.
         """
         lease = self.cs.settings.lift_lease_s
         if lease <= 0:
             return None
         if self.failsafe_kind == "TxDefaultProfile":
             return now + timedelta(seconds=lease)
-        if self.failsafe_kind == "ChargePointMaxProfile" and not for_transaction:
+        if self.failsafe_kind == "ChargePointMaxProfile":
             return now + timedelta(seconds=lease * 1.5)
         return None
 
@@ -473,17 +482,16 @@ class ChargePointSession:
         if self.failsafe_kind == "ChargePointMaxProfile":
             if not self._lift_pending:
                 self._lift_pending = True
-                await self._lift_once()  # renews the idle connectors' TxDefaults with the lift
+                await self._lift_once()  # renews the connectors' leased setpoints with the lift
             return
         for connector_id, limit in list(self.setpoints.items()):  # fall-back mode: every setpoint is leased
             await self._apply_setpoint(connector_id, limit)
 
-    async def _renew_idle(self) -> None:
-        """Re-send the leased TxDefault of every idle connector (what a car arriving while evsite is down gets)."""
-        for connector_id in [c for c in self.setpoints if c not in self.active_tx]:
-            limit = self.setpoints.get(connector_id)
-            if limit is not None and connector_id not in self.active_tx:
-                await self._apply_setpoint(connector_id, limit)
+    async def _renew_setpoints(self) -> None:
+        """Re-send every connector's leased setpoint: an idle one's TxDefault (what a car arriving while
+        evsite is down gets) and a running transaction's TxProfile (short-lived against late chargers)."""
+        for connector_id, limit in list(self.setpoints.items()):
+            await self._apply_setpoint(connector_id, limit)
 
     async def renew_lift(self) -> bool:
         """(Re)install the leased ChargePointMax that lifts the fail-safe cap."""
@@ -542,15 +550,16 @@ class ChargePointSession:
         return accepted
 
     async def _lift_once(self) -> None:
-        """Renew the idle connectors' leased TxDefaults, then the lift, then clear the on-its-way mark that
+        """Renew the connectors' leased setpoints, then the lift, then clear the on-its-way mark that
         the caller set (so that a setpoint's lift and the periodic renewer's never go out together).
 
-        The TxDefaults go first and last 1.5 leases, the lift one lease: a lift renewed from a setpoint can
-        then never outlive the idle connectors' allocations, so a car arriving at an idle charger while
-        evsite is down gets its allocation (often 0), then the fail-safe share, never the nameplate.
+        The setpoints go first and last 1.5 leases, the lift one lease: a lift renewed from a setpoint can
+        never outlive the connectors' allocations, so a car arriving at an idle charger while evsite is
+        down gets its allocation (often 0), then the fail-safe share, never the nameplate, and a running
+        transaction's TxProfile never lapses under a live lift (that would leave it the nameplate).
         """
         try:
-            await self._renew_idle()
+            await self._renew_setpoints()
             await self.renew_lift()
         finally:
             self._lift_pending = False
