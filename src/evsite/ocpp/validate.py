@@ -72,23 +72,44 @@ _RULE_CODES = {
 }
 
 
-@cache
-def _compiled(name: str) -> Validator:
-    path = SCHEMA_DIR / f"{name}.json"
-    with path.open(encoding="utf-8-sig") as handle:
-        schema = json.load(handle)
-    return fastjsonschema.compile(schema)
+class SchemaSet:
+    """The compiled schemas of one OCPP version, and the CallError codes its failures become.
+
+    Each schema is compiled on first use and kept; `check` raises the version's OcppError. Shared by
+    1.6 (`{Action}.json`, OCPP-J 1.6 codes) and 2.0.1 (`{Action}Request.json`, OCPP-J 2.0.1 codes).
+    """
+
+    def __init__(
+        self, schema_dir: Path, rule_codes: dict[str, str], not_an_object: str, *, drop_draft: bool = False
+    ) -> None:
+        self.schema_dir = schema_dir
+        self.rule_codes = rule_codes
+        self.not_an_object = not_an_object
+        self.drop_draft = drop_draft  # compile under fastjsonschema's default draft (2.0.1's keywords read the same)
+        self.compiled = cache(self._compile)
+
+    def _compile(self, name: str) -> Validator:
+        with (self.schema_dir / f"{name}.json").open(encoding="utf-8-sig") as handle:
+            schema = json.load(handle)
+        if self.drop_draft:
+            schema.pop("$schema", None)
+        return fastjsonschema.compile(schema)
+
+    def check(self, name: str, payload: Any) -> None:
+        if not isinstance(payload, dict):
+            raise OcppError(self.not_an_object, f"{name} payload must be a JSON object")
+        try:
+            self.compiled(name)(payload)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            code = self.rule_codes.get(exc.rule or "", "PropertyConstraintViolation")
+            path = ".".join(str(p) for p in exc.path[1:]) if exc.path else ""
+            detail = {"field": path, "rule": exc.rule or ""}
+            raise OcppError(code, exc.message.replace("data.", "", 1), detail) from None
 
 
-def _check(name: str, payload: Any) -> None:
-    if not isinstance(payload, dict):
-        raise OcppError("FormationViolation", f"{name} payload must be a JSON object")
-    try:
-        _compiled(name)(payload)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        code = _RULE_CODES.get(exc.rule or "", "PropertyConstraintViolation")
-        path = ".".join(str(p) for p in exc.path[1:]) if exc.path else ""
-        raise OcppError(code, exc.message.replace("data.", "", 1), {"field": path, "rule": exc.rule or ""}) from None
+SCHEMAS = SchemaSet(SCHEMA_DIR, _RULE_CODES, "FormationViolation")
+_compiled = SCHEMAS.compiled
+_check = SCHEMAS.check
 
 
 def validate_request(action: str, payload: Any) -> None:

@@ -7,16 +7,11 @@ spell two codes differently from 1.6: FormatViolation and OccurrenceConstraintVi
 
 from __future__ import annotations
 
-import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
-
 from evsite.ocpp.connection import Dialect
-from evsite.ocpp.errors import OcppError
-from evsite.ocpp.validate import Validator
+from evsite.ocpp.validate import SchemaSet
 
 SCHEMA_DIR = Path(str(__import__("ocpp").__file__)).parent / "v201" / "schemas"
 
@@ -68,23 +63,9 @@ RENAMED_CODES = {
 """1.6 error codes (raised by the shared connection code) → their OCPP-J 2.0.1 spelling."""
 
 
-@cache
-def _compiled(name: str) -> Validator:
-    with (SCHEMA_DIR / f"{name}.json").open(encoding="utf-8-sig") as handle:
-        schema = json.load(handle)
-    schema.pop("$schema", None)  # draft 06 is what fastjsonschema assumes for these keywords anyway
-    return fastjsonschema.compile(schema)
-
-
-def _check(name: str, payload: Any) -> None:
-    if not isinstance(payload, dict):
-        raise OcppError("FormatViolation", f"{name} payload must be a JSON object")
-    try:
-        _compiled(name)(payload)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        code = _RULE_CODES.get(exc.rule or "", "PropertyConstraintViolation")
-        path = ".".join(str(p) for p in exc.path[1:]) if exc.path else ""
-        raise OcppError(code, exc.message.replace("data.", "", 1), {"field": path, "rule": exc.rule or ""}) from None
+SCHEMAS = SchemaSet(SCHEMA_DIR, _RULE_CODES, "FormatViolation", drop_draft=True)
+_compiled = SCHEMAS.compiled
+_check = SCHEMAS.check
 
 
 def validate_request(action: str, payload: Any) -> None:
