@@ -91,7 +91,7 @@ def serve(
         bool, typer.Option(help="Stand for site leadership (--no-cluster-lead: a gateway-only node).")
     ] = True,
 ) -> None:
-    """Run the site controller: OCPP 1.6J central system, load manager, REST API and dashboard, integrations.
+    """Run the site controller: OCPP central system (1.6J and 2.0.1), load manager, REST API, dashboard, integrations.
 
     Chargers connect to ws://OCPP_HOST:OCPP_PORT/ocpp/{charge point id}; the dashboard is at
     http://API_HOST:API_PORT/dashboard/ and the API's OpenAPI description at /docs."""

@@ -1,4 +1,4 @@
-"""The OCPP 1.6J central system: WebSocket server, charger admission and the operator API.
+"""The OCPP central system (1.6J and 2.0.1 on one port): WebSocket server, charger admission and the operator API.
 
 `CentralSystem` is an object with async `start()`/`stop()` so that the API server and the control
 loop can run in the same process; it implements `ChargerCommands` for the load manager and
