@@ -14,6 +14,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "openleadr": ("OpenADR 2.0b demand response", "grid"),
     "bacpypes3": ("the BACnet/IP device", "bms"),
     "asyncpg": ("PostgreSQL", "postgres"),
+    "nats": ("several nodes as a cluster (NATS JetStream)", "cluster"),
 }
 """Import name → (what needs it, the extra that installs it)."""
 

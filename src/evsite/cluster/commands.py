@@ -23,6 +23,12 @@ def status(
     import asyncio
     import json
 
+    from evsite.optional import available, missing_message
+
+    if not available("nats"):
+        typer.echo(missing_message("nats"), err=True)
+        raise typer.Exit(2)
+
     async def read() -> dict:
         import nats
 

@@ -137,6 +137,10 @@ def serve(
 
     cluster_settings = None
     if cluster is not None:
+        from evsite.optional import available, missing_message
+
+        if not available("nats"):
+            raise typer.BadParameter(missing_message("nats"), param_hint="--cluster")
         from evsite.cluster import ClusterSettings
 
         if not (db or "").startswith("postgresql"):
