@@ -228,7 +228,7 @@ async def running_demo(options: DemoOptions, workdir: Path | None = None) -> Asy
         stack_options = StackOptions(
             site=site,
             db_url=f"sqlite+aiosqlite:///{workdir / 'demo.db'}",
-            ocpp=ServerSettings.from_site(site, port=options.ocpp_port),
+            ocpp=ServerSettings.from_site(site, port=options.ocpp_port, time_scale=options.speed),
             api_host=options.api_host,
             api_port=options.api_port,
             sqlite_synchronous="NORMAL",

@@ -339,3 +339,20 @@ async def test_dashboard_state_of_a_disconnected_charger_is_unknown(workplace: S
     live.apply(ChargerConnected("WP-15", False))
     connector = live.connectors[("WP-15", 1)]
     assert (connector.status, connector.current_a, connector.power_w) == ("Unknown", {}, None)
+
+
+def test_a_sped_up_site_scales_the_energy_rate_bound(workplace: Site) -> None:
+    """A demo's EVs run `speed` times faster than the clock: the rate check allows that much, no more."""
+    bounds = plausibility.Bounds.for_evse(workplace, workplace.evse[0])
+    t0 = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    ten_s = t0 + timedelta(seconds=10)
+    at_600 = bounds.energy_wh(10 * 600) * 0.9  # 90 % of what the charger could give in 6,000 site seconds
+    for scale, flagged in ((1.0, True), (600.0, False)):
+        gate = plausibility.Gate(time_scale=scale)
+        assert gate.register(("WP-01", 1), 1_000.0, t0, bounds) is None
+        flag = gate.register(("WP-01", 1), 1_000.0 + at_600, ten_s, bounds)
+        assert (flag is not None and flag.code == "energy_rate") is flagged
+    gate = plausibility.Gate(time_scale=600.0)  # and beyond the scaled bound it is still flagged
+    gate.register(("WP-01", 1), 1_000.0, t0, bounds)
+    flag = gate.register(("WP-01", 1), 1_000.0 + 2 * at_600, ten_s, bounds)
+    assert flag is not None and flag.code == "energy_rate"

@@ -175,6 +175,7 @@ class Gate:
     clock_ahead_s: float = 900.0
     clock_behind_s: float = 7 * 86_400.0
     log_interval_s: float = 60.0
+    time_scale: float = 1.0  # site seconds per real second (a sped-up demo), for the energy-rate bound
     counts: Counter[str] = field(default_factory=Counter)
     _registers: dict[tuple[str, int], _Register] = field(default_factory=dict)
     _logged_at: dict[str, float] = field(default_factory=dict)
@@ -192,7 +193,7 @@ class Gate:
             return None
         if wh < last.wh - SLACK_WH:
             return Flag("rollback", f"register went back {last.wh:g} → {wh:g} Wh", ENERGY, f"{wh:g}")
-        seconds = (at - last.at).total_seconds()
+        seconds = (at - last.at).total_seconds() * self.time_scale
         if wh - last.wh > bounds.energy_wh(seconds):
             detail = f"register rose {wh - last.wh:g} Wh in {seconds:g} s (at most {bounds.energy_wh(seconds):.0f})"
             return Flag("energy_rate", detail, ENERGY, f"{wh:g}")

@@ -85,6 +85,9 @@ class ServerSettings:
     clock_behind_s: float = 7 * 86_400.0
     """A charger timestamp more than this behind our clock is flagged: chargers queue transaction
     messages while offline, so a few days back is normal; a week is a broken clock or a forged time."""
+    time_scale: float = 1.0
+    """Site seconds per real second: 1 for a real site; a demo's simulated EVs deliver energy `speed`
+    times faster, which the energy-rate check must allow (or it flags every sped-up reading)."""
 
     @classmethod
     def from_site(cls, site: Site | None, **overrides: Any) -> ServerSettings:
@@ -146,7 +149,9 @@ class CentralSystem:
         self.evse_by_id: dict[str, Evse] = {e.id: e for e in site.evse} if site else {}
         self.sessions: dict[str, ChargePointSession] = {}
         self._tx_owners: dict[int, str | None] = {}
-        self.gate = plausibility.Gate(self.settings.clock_ahead_s, self.settings.clock_behind_s)
+        self.gate = plausibility.Gate(
+            self.settings.clock_ahead_s, self.settings.clock_behind_s, time_scale=self.settings.time_scale
+        )
         """The plausibility gate; `gate.counts` are the implausible inputs seen, by code (for metrics)."""
         self.id_tags: dict[str, dict[str, Any]] = {}
         self._failsafe_fn = failsafe
