@@ -408,23 +408,27 @@ class ChargePointSession:
         self.setup_done.set()
 
     async def install_failsafe(self) -> None:
-        """Install the fail-safe cap at this charger's current share (ChargePointMax, else TxDefault) and tell
+        """Install the fail-safe cap at this charger's current share (station-wide cap, else TxDefault) and tell
         the central system whether it took one: a refusal changes everyone else's share."""
-        self.failsafe_limit_a = self.cs.failsafe_limit(self.cp_id)
-        profile = profiles.failsafe_profile(self.failsafe_limit_a, self.caps, self.watts_per_amp, utcnow())
-        if await self.send_profile(0, profile, self.failsafe_limit_a) == "Accepted":
+        limit = self.failsafe_limit_a = self.cs.failsafe_limit(self.cp_id)
+        if await self.send_profile(0, self._failsafe_cap_profile(limit), limit) == "Accepted":
             self.failsafe_kind = "ChargePointMaxProfile"
         else:
             connectors = len(self.evse.connectors) if self.evse else max([1, *self.connector_status])
-            fallback = profiles.failsafe_tx_default_profile(
-                self.failsafe_limit_a, connectors, self.caps, self.watts_per_amp, utcnow()
-            )
-            if await self.send_profile(0, fallback, self.failsafe_limit_a) == "Accepted":
+            if await self.send_profile(0, self._failsafe_default_profile(limit, connectors), limit) == "Accepted":
                 self.failsafe_kind = "TxDefaultProfile"
             else:
                 self.failsafe_kind = None
                 log.error("%s: refuses every fail-safe profile; it is not protected offline", self.cp_id)
         self.cs.note_failsafe(self.cp_id, self.failsafe_kind is not None)
+
+    def _failsafe_cap_profile(self, limit_a: float) -> dict[str, Any]:
+        """The station-wide fail-safe cap in this version's form (1.6: ChargePointMaxProfile)."""
+        return profiles.failsafe_profile(limit_a, self.caps, self.watts_per_amp, utcnow())
+
+    def _failsafe_default_profile(self, limit_a: float, connectors: int) -> dict[str, Any]:
+        """The fall-back fail-safe for a charger that refuses the cap: a TxDefault sharing it per connector."""
+        return profiles.failsafe_tx_default_profile(limit_a, connectors, self.caps, self.watts_per_amp, utcnow())
 
     async def configure_metering(self, config: dict[str, str | None]) -> None:
         """Ask for the samples the load manager and billing need, at the site's interval.

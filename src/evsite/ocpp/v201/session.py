@@ -389,30 +389,17 @@ class StationSession(ChargePointSession):
             await self.renew()
         self.setup_done.set()
 
-    async def install_failsafe(self) -> None:
-        """The 2.0.1 form of the fail-safe (ChargingStationMax, else TxDefault); see the 1.6 session."""
-        limit = self.failsafe_limit_a = self.cs.failsafe_limit(self.cp_id)
-        cap = p201.profile(
-            p201.FAILSAFE_PROFILE_ID,
-            0,
-            "ChargingStationMaxProfile",
-            self._rate(pilot_limit_a(limit)),
-            start=utcnow(),
+    def _failsafe_cap_profile(self, limit_a: float) -> dict[str, Any]:
+        """ChargingStationMaxProfile (kept as "ChargePointMaxProfile" in `failsafe_kind`: shared lease logic)."""
+        return p201.profile(
+            p201.FAILSAFE_PROFILE_ID, 0, "ChargingStationMaxProfile", self._rate(pilot_limit_a(limit_a)), start=utcnow()
         )
-        if await self.send_profile(0, cap, limit) == "Accepted":
-            self.failsafe_kind = "ChargePointMaxProfile"  # the station-wide cap (1.6 name, shared lease logic)
-        else:
-            ports = len(self.evse.connectors) if self.evse else max([1, *self.connector_status])
-            share = pilot_limit_a(limit / max(1, ports))
-            fallback = p201.profile(
-                p201.FAILSAFE_TX_DEFAULT_PROFILE_ID, 0, "TxDefaultProfile", self._rate(share), start=utcnow()
-            )
-            if await self.send_profile(0, fallback, limit) == "Accepted":
-                self.failsafe_kind = "TxDefaultProfile"
-            else:
-                self.failsafe_kind = None
-                log.error("%s: refuses every fail-safe profile; it is not protected offline", self.cp_id)
-        self.cs.note_failsafe(self.cp_id, self.failsafe_kind is not None)
+
+    def _failsafe_default_profile(self, limit_a: float, connectors: int) -> dict[str, Any]:
+        share = pilot_limit_a(limit_a / max(1, connectors))
+        return p201.profile(
+            p201.FAILSAFE_TX_DEFAULT_PROFILE_ID, 0, "TxDefaultProfile", self._rate(share), start=utcnow()
+        )
 
     async def configure_metering(self, config: dict[str, str | None]) -> None:
         """Ask for the samples the load manager and billing need during transactions, at the site's interval."""
