@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,15 +173,7 @@ class Gateway:
 
     async def _watch_owners(self, watcher: Any) -> None:
         prefix = names.token(self.site) + "."
-        while True:
-            try:
-                entry = await watcher.updates(timeout=None)
-            except Exception as exc:
-                log.warning("owners watch: %r", exc)
-                await asyncio.sleep(1.0)
-                continue
-            if entry is None or entry.value is None:
-                continue
+        async for entry in _updates(watcher, "owners"):
             cp_id = names.untoken(entry.key[len(prefix) :])
             claim = self.claims.get(cp_id)
             if claim is None or not claim.revision or entry.revision <= claim.revision:
@@ -206,15 +198,7 @@ class Gateway:
         self.epoch = max(self.epoch, epoch)
 
     async def _watch_leader(self, watcher: Any) -> None:
-        while True:
-            try:
-                entry = await watcher.updates(timeout=None)
-            except Exception as exc:
-                log.warning("leader watch: %r", exc)
-                await asyncio.sleep(1.0)
-                continue
-            if entry is None or entry.value is None:
-                continue
+        async for entry in _updates(watcher, "leader"):
             self.note_epoch(leader_epoch(entry.value, entry.revision))
 
     def _command_handler(self, cp_id: str) -> Callable[[Msg], Awaitable[None]]:
@@ -311,3 +295,16 @@ async def _reply(msg: Msg, accepted: bool, detail: str) -> None:
     if msg.reply:
         with contextlib.suppress(Exception):
             await msg.respond(orjson.dumps({"accepted": accepted, "detail": detail}))
+
+
+async def _updates(watcher: Any, what: str) -> AsyncIterator[Any]:
+    """The entries a KV watcher delivers, forever: deletions and markers skipped, errors logged and retried."""
+    while True:
+        try:
+            entry = await watcher.updates(timeout=None)
+        except Exception as exc:
+            log.warning("%s watch: %r", what, exc)
+            await asyncio.sleep(1.0)
+            continue
+        if entry is not None and entry.value is not None:
+            yield entry
